@@ -1,1 +1,27 @@
+//! cognito-sidecar: an authenticating reverse proxy that sits in front of a service and lets
+//! through only requests bearing a valid Amazon Cognito (or any OIDC issuer's) JWT, with the
+//! caller's identity injected as headers.
+//!
+//! The binary is a thin shell over this library: [`config::Config`] loads and validates the
+//! configuration, [`server::Sidecar::start`] binds and serves, [`lifecycle::run`] adds the
+//! signal handling (SIGHUP reload, SIGTERM/SIGINT drain).
 
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod describe;
+pub mod error;
+pub mod headers;
+pub mod jwks;
+pub mod lifecycle;
+pub mod metrics;
+pub mod path;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod tls;
+pub mod verify;
+
+pub use config::Config;
+pub use server::Sidecar;

@@ -1,1 +1,167 @@
-fn main() {}
+//! The `cognito-sidecar` command line: parse arguments, set up logging, load the config,
+//! and turn the library's result into an exit code. No proxy logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use cognito_sidecar::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "cognito-sidecar",
+    version,
+    about = "An authenticating reverse-proxy sidecar for Amazon Cognito and OIDC issuers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// The config file (default ./config.toml, or $SIDECAR_CONFIG).
+    #[arg(
+        long,
+        short = 'c',
+        env = "SIDECAR_CONFIG",
+        default_value = "config.toml",
+        global = true
+    )]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Validate the config; print the effective config and the route table.
+    Check,
+    /// Decode a token and say which issuer accepts it and which routes it may call.
+    Inspect {
+        /// The JWT (a leading "Bearer " is ignored).
+        token: String,
+    },
+    /// Exit 0 if the URL (default: the admin /readyz) answers 2xx; for container health checks.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9901/readyz")]
+        url: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config.config),
+        Command::Check => check(&cli.config.config),
+        Command::Inspect { token } => inspect(&cli.config.config, &token),
+        Command::Healthcheck { url } => healthcheck(&url),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cognito-sidecar: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(path: &PathBuf) -> anyhow::Result<Config> {
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: config file not found (pass --config FILE or set SIDECAR_CONFIG)",
+            path.display()
+        );
+    }
+    Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+    guard
+}
+
+fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let rt = if worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if worker_threads > 1 {
+            b.worker_threads(worker_threads);
+        }
+        b.enable_all().build()?
+    };
+    Ok(rt)
+}
+
+fn run(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let _guard = init_logging(config.log.format);
+    let rt = runtime(config.runtime.worker_threads)?;
+    rt.block_on(cognito_sidecar::lifecycle::run(path.clone(), config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    println!("{}: OK\n", path.display());
+    println!("# effective configuration");
+    println!("{}", cognito_sidecar::describe::effective(&config));
+    println!("# routes (first match wins)");
+    print!("{}", cognito_sidecar::describe::route_table(&config));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &PathBuf, token: &str) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let token = token.trim();
+    let token = token
+        .strip_prefix("Bearer ")
+        .or_else(|| token.strip_prefix("bearer "))
+        .unwrap_or(token)
+        .trim();
+    let rt = runtime(1)?;
+    let report = rt.block_on(cognito_sidecar::describe::inspect(&config, token))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(cognito_sidecar::tls::client_config(None)?)
+            .timeout(std::time::Duration::from_secs(3))
+            .no_proxy()
+            .build()?;
+        let resp = client
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if resp.status().is_success() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("{url}: HTTP {}", resp.status());
+            Ok(ExitCode::from(1))
+        }
+    })
+}

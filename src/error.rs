@@ -1,0 +1,217 @@
+//! What a client is told when the sidecar answers instead of the upstream. One enum of
+//! outcomes, one method that builds the response (status, RFC 6750 `WWW-Authenticate`,
+//! `Allow`, `Retry-After`, a terse JSON body); the exact reason goes to the log line and the
+//! metrics label, through [`ProxyError::reason`].
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::routes::Forbidden;
+use crate::verify::AuthError;
+
+/// The realm named in every `WWW-Authenticate` challenge.
+pub const REALM: &str = "cognito-sidecar";
+
+/// Every answer the sidecar gives on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No token, or a token that failed verification: 401.
+    #[error("unauthorized: {}", .0.as_str())]
+    Unauthorized(AuthError),
+    /// A valid token that fails a route rule: 403 `insufficient_scope`.
+    #[error("forbidden: {}", .reason.as_str())]
+    Forbidden {
+        reason: Forbidden,
+        scope_hint: String,
+    },
+    /// `auth = "deny"`: 403.
+    #[error("route denies all requests")]
+    Denied,
+    /// The path matches routes, none for this method: 405.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    /// A request the sidecar refuses to interpret: 400.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// Keys for the token's issuer never loaded: 503.
+    #[error("signing keys not loaded yet")]
+    KeysUnavailable,
+    /// The upstream refused, reset or answered garbage: 502.
+    #[error("upstream unavailable")]
+    BadGateway(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The upstream did not answer within `request_timeout`: 504.
+    #[error("upstream timed out")]
+    GatewayTimeout,
+}
+
+impl ProxyError {
+    /// The specific reason: the `error_description`, the log line's `outcome` and the metrics
+    /// label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::Unauthorized(e) => e.as_str(),
+            ProxyError::Forbidden { reason, .. } => reason.as_str(),
+            ProxyError::Denied => "denied",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
+            ProxyError::BadRequest(r) => r,
+            ProxyError::KeysUnavailable => "keys_unavailable",
+            ProxyError::BadGateway(_) => "upstream_unavailable",
+            ProxyError::GatewayTimeout => "upstream_timeout",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Unauthorized(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden { .. } | ProxyError::Denied => StatusCode::FORBIDDEN,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The body's `error` code.
+    fn code(&self) -> &'static str {
+        match self {
+            ProxyError::Unauthorized(AuthError::Missing) => "unauthorized",
+            ProxyError::Unauthorized(AuthError::KeysUnavailable) | ProxyError::KeysUnavailable => {
+                "temporarily_unavailable"
+            }
+            ProxyError::Unauthorized(_) => "invalid_token",
+            ProxyError::Forbidden { .. } => "insufficient_scope",
+            ProxyError::Denied => "forbidden",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
+            ProxyError::BadRequest(_) => "invalid_request",
+            ProxyError::BadGateway(_) => "bad_gateway",
+            ProxyError::GatewayTimeout => "gateway_timeout",
+        }
+    }
+
+    /// Builds the answer. `request_id` is echoed in the body (the caller sets the header).
+    pub fn to_response(&self, request_id: &str) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({
+            "error": self.code(),
+            "error_description": self.reason(),
+            "request_id": request_id,
+        });
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let challenge = match self {
+            ProxyError::Unauthorized(AuthError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
+            ProxyError::Unauthorized(AuthError::KeysUnavailable) => None,
+            ProxyError::Unauthorized(e) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                e.as_str()
+            )),
+            ProxyError::BadRequest(r) if r.starts_with("authorization") => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{r}\""
+            )),
+            ProxyError::Forbidden { reason, scope_hint } if scope_hint.is_empty() => Some(format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
+                reason.as_str()
+            )),
+            ProxyError::Forbidden { reason, scope_hint } => Some(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope_hint}\", error_description=\"{}\"",
+                reason.as_str()
+            )),
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            // Built from config-validated scopes (no quotes or controls) and fixed strings.
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                h.insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        match self {
+            ProxyError::MethodNotAllowed { allow } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    h.insert(ALLOW, v);
+                }
+            }
+            ProxyError::KeysUnavailable | ProxyError::Unauthorized(AuthError::KeysUnavailable) => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn www(e: &ProxyError) -> Option<String> {
+        e.to_response("rid")
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn missing_token_has_no_error_param() {
+        let e = ProxyError::Unauthorized(AuthError::Missing);
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(www(&e).unwrap(), "Bearer realm=\"cognito-sidecar\"");
+    }
+
+    #[test]
+    fn invalid_token_names_the_reason() {
+        let e = ProxyError::Unauthorized(AuthError::Expired);
+        assert_eq!(
+            www(&e).unwrap(),
+            "Bearer realm=\"cognito-sidecar\", error=\"invalid_token\", error_description=\"expired\""
+        );
+        let body = e.to_response("r-1").into_body();
+        let bytes = futures_body(body);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"], "invalid_token");
+        assert_eq!(v["request_id"], "r-1");
+    }
+
+    #[test]
+    fn forbidden_carries_needed_scopes() {
+        let e = ProxyError::Forbidden {
+            reason: Forbidden::MissingScope,
+            scope_hint: "dotnet-demo/dotnet".into(),
+        };
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            www(&e).unwrap(),
+            "Bearer error=\"insufficient_scope\", scope=\"dotnet-demo/dotnet\", error_description=\"missing_scope\""
+        );
+    }
+
+    #[test]
+    fn statuses_and_extra_headers() {
+        let r = ProxyError::MethodNotAllowed {
+            allow: "GET, HEAD".into(),
+        }
+        .to_response("x");
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()[ALLOW], "GET, HEAD");
+        let r = ProxyError::KeysUnavailable.to_response("x");
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key(RETRY_AFTER));
+        assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
+        assert_eq!(ProxyError::GatewayTimeout.status(), 504);
+        assert_eq!(ProxyError::BadGateway("x".into()).status(), 502);
+        assert_eq!(ProxyError::Denied.status(), 403);
+        assert_eq!(ProxyError::BadRequest("bad_path").status(), 400);
+    }
+
+    fn futures_body(b: Full<Bytes>) -> Bytes {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async { b.collect().await.unwrap().to_bytes() })
+    }
+}

@@ -1,0 +1,251 @@
+//! Header hygiene on the way through: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed
+//! in `Connection`) are removed both ways; every configured identity header, the claims header,
+//! their underscore look-alikes and `X-Original-URL`/`X-Rewrite-URL` are removed from every
+//! request before anything is injected, so the upstream only ever sees identity the sidecar
+//! verified.
+
+use std::collections::HashSet;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::ForwardConfig;
+
+/// Hop-by-hop headers that never cross the proxy (RFC 9110 §7.6.1; RFC 7230 §6.1's list).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers a `Connection` list may not remove (the proxy manages them itself).
+const PROTECTED: &[&str] = &["host", "content-length", "x-request-id"];
+
+/// Headers that rewrite the path on some upstream stacks (IIS, Symfony): never honoured.
+const PATH_OVERRIDES: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+];
+
+/// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// Removes hop-by-hop headers and the names listed in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for v in headers.get_all(header::CONNECTION) {
+        if let Ok(s) = v.to_str() {
+            for token in s.split(',') {
+                let t = token.trim();
+                if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
+                    if !PROTECTED.contains(&name.as_str()) {
+                        listed.push(name);
+                    }
+                }
+            }
+        }
+    }
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// The identity headers of a config, prepared for per-request stripping.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Canonical forms (lower case, `_` as `-`) of every name to strip.
+    strip: HashSet<String>,
+}
+
+impl IdentityHeaders {
+    pub fn new(forward: &ForwardConfig) -> IdentityHeaders {
+        let mut strip: HashSet<String> = forward
+            .headers
+            .iter()
+            .map(|(h, _)| canonical(h.as_str()))
+            .collect();
+        if let Some(h) = &forward.claims_header {
+            strip.insert(canonical(h.as_str()));
+        }
+        strip.extend(PATH_OVERRIDES.iter().map(|s| s.to_string()));
+        IdentityHeaders { strip }
+    }
+
+    /// Removes every configured identity header and look-alike, in any case or spelling.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        let mut doomed: Vec<HeaderName> = Vec::new();
+        for name in headers.keys() {
+            let s = name.as_str();
+            let hit = if s.contains('_') {
+                self.strip.contains(&canonical(s))
+            } else {
+                self.strip.contains(s)
+            };
+            if hit {
+                doomed.push(name.clone());
+            }
+        }
+        for name in doomed {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Header names are already lower case in `http`; `_` reads as `-` on CGI-style stacks.
+fn canonical(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: std::net::IpAddr,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let mut value = String::new();
+    for v in headers.get_all(&xff) {
+        if let Ok(s) = v.to_str() {
+            if !s.trim().is_empty() {
+                value.push_str(s.trim());
+                value.push_str(", ");
+            }
+        }
+    }
+    value.push_str(&peer.to_string());
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    match host {
+        Some(h) => {
+            headers.insert(xfh, h);
+        }
+        None => {
+            headers.remove(xfh);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forward() -> ForwardConfig {
+        ForwardConfig {
+            strip_authorization: false,
+            claims_header: Some(HeaderName::from_static("x-auth-claims")),
+            headers: vec![
+                (HeaderName::from_static("x-auth-sub"), "sub".into()),
+                (
+                    HeaderName::from_static("x-auth-groups"),
+                    "cognito:groups".into(),
+                ),
+            ],
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn identity_headers_and_lookalikes_are_stripped() {
+        let id = IdentityHeaders::new(&forward());
+        let mut h = map(&[
+            ("X-Auth-Sub", "evil"),
+            ("x-auth-sub", "evil2"),
+            ("X_Auth_Sub", "evil3"),
+            ("x-auth_groups", "admins"),
+            ("X-AUTH-CLAIMS", "e30"),
+            ("X-Original-URL", "/admin"),
+            ("x_rewrite_url", "/admin"),
+            ("X-Auth-Subject", "kept"),
+            ("accept", "*/*"),
+        ]);
+        id.strip(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "x-auth-subject"]);
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret, host"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("host", "example"),
+            ("proxy-authorization", "Basic x"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "host"]);
+    }
+
+    #[test]
+    fn websocket_upgrade_detection() {
+        assert!(is_websocket_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
+        assert!(!is_websocket_upgrade(&map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "h2c")
+        ])));
+        assert!(!is_websocket_upgrade(&map(&[("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-host", "spoof"),
+        ]);
+        set_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            "http",
+            Some(HeaderValue::from_static("api.example")),
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+}

@@ -1,0 +1,177 @@
+//! Prometheus metrics: one registry per running sidecar (so tests can run several in one
+//! process), rendered in text format by the admin listener.
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the sidecar exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route label and outcome (`forwarded` or the rejection reason).
+    pub requests: IntCounterVec,
+    /// Time to response headers, by route label.
+    pub latency: HistogramVec,
+    /// Upstream failures by kind (`connect`, `timeout`, `reset`).
+    pub upstream_errors: IntCounterVec,
+    /// JWKS fetches by issuer and result (`ok`, `error`).
+    pub jwks_fetches: IntCounterVec,
+    /// Keys in the current set, by issuer.
+    pub jwks_keys: IntGaugeVec,
+    /// Seconds since the current key set was fetched, by issuer (set at scrape time).
+    pub jwks_age: GaugeVec,
+    /// Verified-token cache lookups by result (`hit`, `miss`).
+    pub token_cache: IntCounterVec,
+    pub connections_active: IntGauge,
+    /// Connections that had to wait because `listener.max_connections` was reached.
+    pub connections_limited: IntCounter,
+    /// Config reloads by result.
+    pub reloads: IntCounterVec,
+    /// Time of a cold verification (signature), seconds.
+    pub verify_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let r = &registry;
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            r.register(Box::new(c.clone()))
+                .expect("metric names are unique");
+            c
+        }
+        let requests = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new("sidecar_requests_total", "Requests by route and outcome"),
+                &["route", "outcome"],
+            )
+            .expect("valid metric"),
+        );
+        let latency = reg(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "sidecar_request_duration_seconds",
+                    "Time from request to response headers",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["route"],
+            )
+            .expect("valid metric"),
+        );
+        let upstream_errors = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new("sidecar_upstream_errors_total", "Upstream failures by kind"),
+                &["kind"],
+            )
+            .expect("valid metric"),
+        );
+        let jwks_fetches = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "sidecar_jwks_fetches_total",
+                    "JWKS fetches by issuer and result",
+                ),
+                &["issuer", "result"],
+            )
+            .expect("valid metric"),
+        );
+        let jwks_keys = reg(
+            r,
+            IntGaugeVec::new(
+                Opts::new("sidecar_jwks_keys", "Keys in the current key set"),
+                &["issuer"],
+            )
+            .expect("valid metric"),
+        );
+        let jwks_age = reg(
+            r,
+            GaugeVec::new(
+                Opts::new(
+                    "sidecar_jwks_age_seconds",
+                    "Seconds since the current key set was fetched",
+                ),
+                &["issuer"],
+            )
+            .expect("valid metric"),
+        );
+        let token_cache = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new("sidecar_token_cache_total", "Verified-token cache lookups"),
+                &["result"],
+            )
+            .expect("valid metric"),
+        );
+        let connections_active = reg(
+            r,
+            IntGauge::new("sidecar_connections_active", "Open client connections")
+                .expect("valid metric"),
+        );
+        let connections_limited = reg(
+            r,
+            IntCounter::new(
+                "sidecar_connections_limited_total",
+                "Times the listener stopped accepting because max_connections was reached",
+            )
+            .expect("valid metric"),
+        );
+        let reloads = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new("sidecar_config_reloads_total", "Config reloads by result"),
+                &["result"],
+            )
+            .expect("valid metric"),
+        );
+        let verify_seconds = reg(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "sidecar_token_verify_seconds",
+                    "Time of a full (uncached) token verification",
+                )
+                .buckets(vec![
+                    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.01, 0.1, 1.0,
+                ]),
+            )
+            .expect("valid metric"),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            jwks_fetches,
+            jwks_keys,
+            jwks_age,
+            token_cache,
+            connections_active,
+            connections_limited,
+            reloads,
+            verify_seconds,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

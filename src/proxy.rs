@@ -1,0 +1,546 @@
+//! The per-request pipeline: request id, path normalisation, route lookup, token
+//! extraction and verification, route rules, header hygiene and injection, then the one
+//! pooled upstream client with a deadline. Bodies stream both ways; WebSocket upgrades are
+//! tunnelled once the request is allowed.
+//!
+//! [`handle`] is the thin outer function: it turns the pipeline's `Result` into a response,
+//! adds `X-Request-Id`, counts it and writes the one log line.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::{AuthMode, Config, TokenConfig, UpstreamConfig};
+use crate::error::ProxyError;
+use crate::headers::{self, IdentityHeaders};
+use crate::metrics::Metrics;
+use crate::routes::Lookup;
+use crate::verify::{AuthError, Verified, Verifier};
+
+/// The response body: the upstream's, streamed, or one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a request needs from one config generation; swapped whole on reload.
+pub struct State {
+    pub config: Arc<Config>,
+    pub verifier: Verifier,
+    pub identity: IdentityHeaders,
+    pub upstream: Upstream,
+}
+
+/// The upstream: one pooled client and the base URI parts.
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    base_path: String,
+    request_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let parts = cfg.url.clone().into_parts();
+        let base_path = parts
+            .path_and_query
+            .map(|p| p.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        Ok(Upstream {
+            client,
+            scheme: parts.scheme.expect("validated upstream.url has a scheme"),
+            authority: parts
+                .authority
+                .expect("validated upstream.url has an authority"),
+            base_path,
+            request_timeout: cfg.request_timeout,
+        })
+    }
+
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+        let mut pq = String::with_capacity(
+            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
+        );
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("bad_target"))
+    }
+}
+
+/// What the pipeline learned, for the log line and metrics.
+#[derive(Default)]
+struct Outcome {
+    route: Option<String>,
+    path: Option<String>,
+    verified: Option<Arc<Verified>>,
+}
+
+/// Connection facts the pipeline needs.
+#[derive(Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Serves one request. Never fails: errors become answers.
+pub async fn handle(
+    state: Arc<State>,
+    metrics: Arc<Metrics>,
+    conn: Conn,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let method = req.method().clone();
+    let mut outcome = Outcome::default();
+    let result = pipeline(&state, &metrics, conn, req, &request_id, &mut outcome).await;
+    let (mut resp, reason) = match result {
+        Ok(r) => (r, "forwarded"),
+        Err(e) => {
+            if let ProxyError::BadGateway(source) = &e {
+                tracing::warn!(request_id = %request_id, error = %source, "upstream request failed");
+            }
+            (e.to_response(&request_id).map(Either::Right), e.reason())
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    let route = outcome.route.as_deref().unwrap_or("-");
+    metrics.requests.with_label_values(&[route, reason]).inc();
+    let elapsed = started.elapsed();
+    metrics
+        .latency
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    let v = outcome.verified.as_deref();
+    tracing::info!(
+        target: "cognito_sidecar::access",
+        request_id = %request_id,
+        method = %method,
+        path = outcome.path.as_deref().unwrap_or("-"),
+        route,
+        status = resp.status().as_u16(),
+        outcome = reason,
+        latency_us = elapsed.as_micros() as u64,
+        sub = v.and_then(|v| v.sub.as_deref()),
+        client_id = v.and_then(|v| v.client_id.as_deref()),
+        jti = v.and_then(|v| v.jti.as_deref()),
+        "request"
+    );
+    Ok(resp)
+}
+
+/// Keeps a sane client-sent `X-Request-Id`, or makes one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c))
+        {
+            // Checked ASCII above.
+            return String::from_utf8_lossy(b).into_owned();
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Header,
+    Cookie,
+    Query,
+    WebSocket,
+}
+
+/// RFC 6750 §2.1 b64token: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"` then `=`*.
+fn is_b64token(t: &str) -> bool {
+    let body = t.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// Finds the bearer token: exactly one `Authorization: Bearer`, else the configured cookie,
+/// query parameter or WebSocket protocol.
+fn extract_token<'a>(
+    req: &'a Request<Incoming>,
+    cfg: &TokenConfig,
+    websocket: bool,
+) -> Result<Option<(Cow<'a, str>, Source)>, ProxyError> {
+    let mut auth = req.headers().get_all(header::AUTHORIZATION).iter();
+    if let Some(first) = auth.next() {
+        if auth.next().is_some() {
+            return Err(ProxyError::BadRequest("authorization_duplicated"));
+        }
+        let s = first
+            .to_str()
+            .map_err(|_| ProxyError::Unauthorized(AuthError::Malformed))?;
+        let (scheme, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let token = rest.trim_matches(' ');
+            if token.len() > cfg.max_bytes {
+                return Err(ProxyError::Unauthorized(AuthError::TooLarge));
+            }
+            if !is_b64token(token) {
+                return Err(ProxyError::Unauthorized(if token.is_empty() {
+                    AuthError::Missing
+                } else {
+                    AuthError::Malformed
+                }));
+            }
+            return Ok(Some((Cow::Borrowed(token), Source::Header)));
+        }
+    }
+    if let Some(name) = &cfg.cookie {
+        for v in req.headers().get_all(header::COOKIE) {
+            let Ok(s) = v.to_str() else { continue };
+            for pair in s.split(';') {
+                if let Some((k, val)) = pair.trim().split_once('=') {
+                    if k.trim() == name {
+                        let val = val.trim().trim_matches('"');
+                        if !val.is_empty() {
+                            return Ok(Some((Cow::Borrowed(val), Source::Cookie)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(name), Some(q)) = (&cfg.query, req.uri().query()) {
+        if let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name) {
+            if !v.is_empty() {
+                return Ok(Some((Cow::Owned(v.into_owned()), Source::Query)));
+            }
+        }
+    }
+    if cfg.websocket_protocol && websocket {
+        if let Some(t) = websocket_protocol_token(req.headers()) {
+            return Ok(Some((Cow::Owned(t), Source::WebSocket)));
+        }
+    }
+    Ok(None)
+}
+
+/// `Sec-WebSocket-Protocol: bearer, <jwt>[, others]` -> the jwt.
+fn websocket_protocol_token(h: &http::HeaderMap) -> Option<String> {
+    let v = h.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let mut it = v.split(',').map(str::trim);
+    while let Some(p) = it.next() {
+        if p.eq_ignore_ascii_case("bearer") {
+            return it.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// Removes `bearer, <jwt>` from the offered WebSocket protocols.
+fn strip_websocket_token(h: &mut http::HeaderMap) {
+    let Some(v) = h
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let mut keep = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        if parts[i].eq_ignore_ascii_case("bearer") {
+            i += 2;
+            continue;
+        }
+        keep.push(parts[i]);
+        i += 1;
+    }
+    if keep.is_empty() {
+        h.remove(header::SEC_WEBSOCKET_PROTOCOL);
+    } else if let Ok(v) = HeaderValue::from_str(&keep.join(", ")) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
+}
+
+/// The query without the token parameter (`None` when nothing is left).
+fn query_without(q: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            let decoded: String = form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            decoded != name
+        })
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.join("&"))
+    }
+}
+
+fn is_preflight(req: &Request<Incoming>) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+async fn pipeline(
+    state: &State,
+    metrics: &Metrics,
+    conn: Conn,
+    mut req: Request<Incoming>,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, ProxyError> {
+    let cfg = &state.config;
+    if req.method() == Method::CONNECT {
+        return Err(ProxyError::BadRequest("connect_not_supported"));
+    }
+    let client_uri = req.uri().clone();
+    let path = crate::path::normalize(client_uri.path()).map_err(|e| {
+        tracing::debug!(request_id, reason = e.as_str(), "path refused");
+        ProxyError::BadRequest("bad_path")
+    })?;
+    outcome.path = Some(path.to_string());
+    let rule = match cfg.routes.lookup(req.method(), &path) {
+        Lookup::Route(r) => r,
+        Lookup::MethodNotAllowed(allow) => {
+            outcome.route = Some("-".into());
+            return Err(ProxyError::MethodNotAllowed { allow });
+        }
+    };
+    outcome.route = Some(rule.label.clone());
+
+    let websocket = req.version() == http::Version::HTTP_11
+        && req.method() == Method::GET
+        && headers::is_websocket_upgrade(req.headers());
+    let preflight = cfg.default.preflight_forward && is_preflight(&req);
+    let mut token_source = None;
+    match rule.auth {
+        AuthMode::Deny => return Err(ProxyError::Denied),
+        AuthMode::Public => {}
+        AuthMode::Required if preflight => {}
+        AuthMode::Required => {
+            let (token, source) = extract_token(&req, &cfg.token, websocket)?
+                .ok_or(ProxyError::Unauthorized(AuthError::Missing))?;
+            token_source = Some(source);
+            let verified = state
+                .verifier
+                .verify(&token, crate::verify::now_secs())
+                .await
+                .map_err(|e| match e {
+                    AuthError::KeysUnavailable => ProxyError::KeysUnavailable,
+                    e => ProxyError::Unauthorized(e),
+                })?;
+            outcome.verified = Some(Arc::clone(&verified));
+            rule.authorize(&verified.grant())
+                .map_err(|reason| ProxyError::Forbidden {
+                    reason,
+                    scope_hint: rule.scope_hint.clone(),
+                })?;
+        }
+    }
+
+    // Build the upstream request from the client's.
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let query = match (&cfg.token.query, parts.uri.query()) {
+        (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
+        (_, q) => q.map(Cow::Borrowed),
+    };
+    let uri = state.upstream.uri(&path, query.as_deref())?;
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let h = &mut parts.headers;
+    let upgrade_value = h.get(header::UPGRADE).cloned();
+    headers::strip_hop_by_hop(h);
+    state.identity.strip(h);
+    if cfg.forward.strip_authorization {
+        h.remove(header::AUTHORIZATION);
+    }
+    if token_source == Some(Source::WebSocket) {
+        strip_websocket_token(h);
+    }
+    if let Some(v) = &outcome.verified {
+        for (name, value) in &v.headers {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+    headers::set_forwarded(
+        h,
+        conn.peer.ip(),
+        if conn.tls { "https" } else { "http" },
+        host.clone(),
+    );
+    if !h.contains_key(header::HOST) {
+        if let Some(host) = host {
+            h.insert(header::HOST, host);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, up);
+    }
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let upstream_req = Request::from_parts(parts, body);
+
+    let send = state.upstream.client.request(upstream_req);
+    let mut resp = match tokio::time::timeout(state.upstream.request_timeout, send).await {
+        Err(_) => {
+            metrics
+                .upstream_errors
+                .with_label_values(&["timeout"])
+                .inc();
+            return Err(ProxyError::GatewayTimeout);
+        }
+        Ok(Err(e)) => {
+            let kind = if e.is_connect() { "connect" } else { "reset" };
+            metrics.upstream_errors.with_label_values(&[kind]).inc();
+            return Err(ProxyError::BadGateway(Box::new(e)));
+        }
+        Ok(Ok(r)) => r,
+    };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            metrics
+                .upstream_errors
+                .with_label_values(&["protocol"])
+                .inc();
+            return Err(ProxyError::BadGateway(
+                "upstream switched protocols unasked".into(),
+            ));
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        let rid = request_id.to_string();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((c, u)) => {
+                    let mut c = TokioIo::new(c);
+                    let mut u = TokioIo::new(u);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                        tracing::debug!(request_id = %rid, error = %e, "tunnel closed");
+                    }
+                }
+                Err(e) => tracing::debug!(request_id = %rid, error = %e, "upgrade failed"),
+            }
+        });
+        if token_source == Some(Source::WebSocket)
+            && !resp.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+        {
+            // Browsers fail the handshake unless one offered protocol is echoed.
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static("bearer"),
+            );
+        }
+        return Ok(resp.map(Either::Left));
+    }
+    headers::strip_hop_by_hop(resp.headers_mut());
+    Ok(resp.map(Either::Left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64token_charset() {
+        assert!(is_b64token("eyJ.abc-_.x~+/=="));
+        assert!(!is_b64token(""));
+        assert!(!is_b64token("a b"));
+        assert!(!is_b64token("a\"b"));
+        assert!(!is_b64token("==="));
+    }
+
+    #[test]
+    fn query_token_is_removed_others_kept() {
+        assert_eq!(
+            query_without("access_token=abc&x=1", "access_token").as_deref(),
+            Some("x=1")
+        );
+        assert_eq!(query_without("access_token=abc", "access_token"), None);
+        assert_eq!(
+            query_without("a=1&access%5Ftoken=abc&b=2", "access_token").as_deref(),
+            Some("a=1&b=2")
+        );
+    }
+
+    #[test]
+    fn websocket_protocol_token_is_found_and_removed() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("chat, bearer, eyJ.x.y"),
+        );
+        assert_eq!(websocket_protocol_token(&h).as_deref(), Some("eyJ.x.y"));
+        strip_websocket_token(&mut h);
+        assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "chat");
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut h = http::HeaderMap::new();
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(
+            &X_REQUEST_ID,
+            HeaderValue::from_static("bad id with spaces"),
+        );
+        assert_ne!(request_id(&h), "bad id with spaces");
+        assert_eq!(request_id(&http::HeaderMap::new()).len(), 36);
+    }
+}
