@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod demo;
 pub mod describe;
 pub mod error;
 pub mod headers;

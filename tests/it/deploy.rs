@@ -274,7 +274,6 @@ fn configmap_config_toml() -> String {
 }
 
 #[test]
-#[ignore = "enable once `cognito-sidecar check` is implemented"]
 fn kubernetes_configmap_config_passes_check() {
     let dir = std::env::temp_dir().join(format!("cognito-sidecar-deploy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -1,0 +1,315 @@
+//! The binary as users run it: `check` exit codes and messages, SIGTERM drain, SIGHUP
+//! reload (good and bad), and flat memory while streaming a large body.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cognito-sidecar");
+
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Proc {
+    fn spawn(config_file: &Path) -> Proc {
+        let text = std::fs::read_to_string(config_file).unwrap();
+        let addr = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("address = \"")
+                    .map(|a| a.trim_end_matches('"').parse().unwrap())
+            })
+            .unwrap();
+        let admin = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("address = \"")
+                    .map(|a| a.trim_end_matches('"').parse().unwrap())
+            })
+            .nth(1)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config_file)
+            .env_remove("SIDECAR_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cognito-sidecar");
+        Proc { child, addr, admin }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    async fn wait_ready(&self) {
+        let admin = self.admin;
+        eventually(Duration::from_secs(15), || async move {
+            try_request(admin, "GET", "/readyz", &[], "")
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await;
+    }
+
+    fn rss_peak_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Waits for exit (bounded) and returns (exit code, stdout).
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                return (status.code(), out);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("cognito-sidecar did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn write_config(dir: &Path, upstream: &str, jwks: &str, routes: &str) -> std::path::PathBuf {
+    let text = config_text(upstream, jwks, routes)
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{}\"", free_port()),
+            1,
+        )
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{}\"", free_port()),
+            1,
+        );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+        .env_remove("SIDECAR_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("/weatherforecast"), "{stdout}");
+    assert!(
+        stdout.contains("scopes all of [dotnet-demo/dotnet]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("https://cognito-idp.ap-south-1.amazonaws.com/ap-south-1_p7GD1CkXO"));
+}
+
+#[test]
+fn check_names_file_key_and_reason_for_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[upstream]\nurl = \"http://127.0.0.1:5000\"\nconnect_timeout = \"soon\"\n[[issuers]]\nuser_pool_id = \"nope\"\n[[routes]]\npath = \"/a\"\nscope = [\"x\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&file)
+        .env_remove("SIDECAR_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The unknown key stops deserialisation, so it is reported alone first.
+    assert!(
+        err.contains(&format!("{}: routes[0].scope: unknown key", file.display())),
+        "{err}"
+    );
+
+    std::fs::write(
+        &file,
+        "[upstream]\nurl = \"http://127.0.0.1:5000\"\nconnect_timeout = \"soon\"\n[[issuers]]\nuser_pool_id = \"nope\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstream.connect_timeout: invalid duration"),
+        "{err}"
+    );
+    assert!(err.contains("issuers[0].user_pool_id"), "{err}");
+
+    // `run` refuses the same file before binding anything.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // A missing file is named.
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &upstream.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
+    );
+    let p = Proc::spawn(&file);
+    p.wait_ready().await;
+    let addr = p.addr;
+    let inflight = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { upstream.hits() == 1 }).await;
+    p.signal("-TERM");
+    // Readiness drops while draining; the in-flight request still completes.
+    let admin = p.admin;
+    eventually(Duration::from_secs(5), || async move {
+        match try_request(admin, "GET", "/readyz", &[], "").await {
+            Ok(r) => r.status == 503,
+            Err(_) => true,
+        }
+    })
+    .await;
+    upstream.release();
+    let r = inflight.await.unwrap();
+    assert_eq!(r.status, 200);
+    let (code, out) = tokio::task::spawn_blocking(move || p.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SIGTERM"), "{out}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_refuses_a_bad_file() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &upstream.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/open\"\nauth = \"public\"\n",
+    );
+    let p = Proc::spawn(&file);
+    p.wait_ready().await;
+    assert_eq!(get(p.addr, "/open").await.status, 200);
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("auth = \"public\"", "auth = \"deny\"")).unwrap();
+    p.signal("-HUP");
+    let addr = p.addr;
+    eventually(Duration::from_secs(10), || async move {
+        get(addr, "/open").await.status == 403
+    })
+    .await;
+
+    std::fs::write(&file, "[listener\nbroken").unwrap();
+    p.signal("-HUP");
+    let admin = p.admin;
+    eventually(Duration::from_secs(10), || async move {
+        get(admin, "/metrics")
+            .await
+            .body
+            .contains("sidecar_config_reloads_total{result=\"error\"} 1")
+    })
+    .await;
+    assert_eq!(
+        get(p.addr, "/open").await.status,
+        403,
+        "old config keeps serving"
+    );
+    p.signal("-TERM");
+    let (code, out) = tokio::task::spawn_blocking(move || p.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("config reloaded"), "{out}");
+    assert!(out.contains("reload refused"), "{out}");
+}
+
+#[tokio::test]
+async fn a_large_download_streams_with_flat_memory() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &upstream.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
+    );
+    let p = Proc::spawn(&file);
+    p.wait_ready().await;
+    let idle = p.rss_peak_kib();
+    upstream.release();
+    // 4096 x 64 KiB = 256 MiB through the proxy.
+    let r = get(p.addr, "/download?n=4096").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 256 * 1024 * 1024);
+    let peak = p.rss_peak_kib();
+    assert!(
+        peak < idle + 32 * 1024,
+        "peak RSS {peak} KiB vs idle {idle} KiB: the body was buffered"
+    );
+}

@@ -1,0 +1,10 @@
+//! Integration tests: real sockets on 127.0.0.1, a real JWKS server, a real upstream, the
+//! sidecar in-process (and, in `cli`, as a child process).
+
+mod admin;
+mod auth;
+mod cli;
+mod deploy;
+mod forward;
+mod routes;
+mod support;
