@@ -26,7 +26,7 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reload(sidecar: &Sidecar, path: &PathBuf) {
+fn reload(sidecar: &Sidecar, path: &std::path::Path) {
     let metrics = sidecar.metrics();
     match Config::load(path) {
         Ok(config) => match sidecar.reload(config) {

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Config> {
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     if !path.exists() {
         anyhow::bail!(
             "{}: config file not found (pass --config FILE or set SIDECAR_CONFIG)",
@@ -112,15 +112,15 @@ fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(rt)
 }
 
-fn run(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     let _guard = init_logging(config.log.format);
     let rt = runtime(config.runtime.worker_threads)?;
-    rt.block_on(cognito_sidecar::lifecycle::run(path.clone(), config))?;
+    rt.block_on(cognito_sidecar::lifecycle::run(path.to_path_buf(), config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     println!("{}: OK\n", path.display());
     println!("# effective configuration");
@@ -130,7 +130,7 @@ fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn inspect(path: &PathBuf, token: &str) -> anyhow::Result<ExitCode> {
+fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     let token = token.trim();
     let token = token

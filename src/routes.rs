@@ -503,7 +503,7 @@ mod tests {
             .unwrap()
     }
 
-    fn label<'a>(t: &'a RouteTable, m: &str, p: &str) -> String {
+    fn label(t: &RouteTable, m: &str, p: &str) -> String {
         match t.lookup(&Method::from_bytes(m.as_bytes()).unwrap(), p) {
             Lookup::Route(r) => r.label.clone(),
             Lookup::MethodNotAllowed(a) => format!("405 {a}"),
