@@ -190,6 +190,15 @@ impl KeyStore {
         self.current().and_then(|s| s.keys.get(kid).cloned())
     }
 
+    /// Installs a key set from a JWKS document as if it had been fetched (benchmarks and
+    /// offline tools).
+    pub fn install_jwks(&self, body: &[u8]) -> Result<(), FetchError> {
+        let set = parse_jwks(&self.name, body)?;
+        self.current.store(Some(Arc::new(set)));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Fetches once now (for `inspect`), waiting for any fetch in flight.
     pub async fn fetch_now(&self) -> Result<(), FetchError> {
         let _guard = self.fetch_lock.lock().await;

@@ -180,6 +180,13 @@ pub enum Lookup<'a> {
     MethodNotAllowed(String),
 }
 
+impl Lookup<'_> {
+    /// Whether a route (or the default) applies.
+    pub fn is_route(&self) -> bool {
+        matches!(self, Lookup::Route(_))
+    }
+}
+
 /// The compiled `[[routes]]` plus the default rule.
 #[derive(Debug, Clone)]
 pub struct RouteTable {

@@ -1,0 +1,112 @@
+//! Verification and routing costs: a cold RS256 verification (signature + claims), a warm
+//! one (verified-token cache hit), and a lookup in a 200-route table.
+//!
+//! `cargo bench --bench verify`
+
+use std::sync::Arc;
+
+use cognito_sidecar::config::Config;
+use cognito_sidecar::demo::keys::SigningKey;
+use cognito_sidecar::jwks::KeyStore;
+use cognito_sidecar::metrics::Metrics;
+use cognito_sidecar::verify::{now_secs, Issuer, Verifier};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::Method;
+use serde_json::json;
+
+const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench";
+
+fn setup(cache_entries: usize) -> (Verifier, String) {
+    let text = r#"
+[upstream]
+url = "http://127.0.0.1:5000"
+[[issuers]]
+name = "bench"
+user_pool_id = "eu-west-1_Bench"
+jwks_url = "http://127.0.0.1:9/jwks.json"
+"#;
+    let config = Config::from_toml_str("bench.toml", text, &[]).unwrap();
+    let key = SigningKey::generate("bench-kid").unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let store = KeyStore::new(&config.issuers[0], Arc::clone(&metrics)).unwrap();
+    store
+        .install_jwks(cognito_sidecar::demo::keys::jwks(&[&key]).to_string().as_bytes())
+        .unwrap();
+    let issuers = vec![Issuer {
+        cfg: config.issuers[0].clone(),
+        keys: store,
+    }];
+    let verifier = Verifier::new(issuers, config.forward.clone(), 8192, cache_entries, metrics);
+    let now = now_secs();
+    // An ~850-byte Cognito-style client-credentials access token.
+    let token = key.sign(&json!({
+        "sub": "4qf1r2p7a8s9d0f1g2h3j4k5l6",
+        "token_use": "access",
+        "scope": "dotnet-demo/dotnet",
+        "auth_time": now,
+        "iss": ISS,
+        "exp": now + 3600,
+        "iat": now,
+        "version": 2,
+        "jti": "1f2e3d4c-5b6a-7980-a1b2-c3d4e5f6a7b8",
+        "client_id": "4qf1r2p7a8s9d0f1g2h3j4k5l6",
+    }));
+    (verifier, token)
+}
+
+fn verify(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (cold, token) = setup(0);
+    let (warm, _) = setup(1000);
+    let warm_token = token.clone();
+    let now = now_secs();
+    rt.block_on(warm.verify(&warm_token, now)).unwrap();
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("cold_rs256", |b| {
+        b.iter(|| rt.block_on(cold.verify(&token, now)).unwrap())
+    });
+    g.bench_function("warm_cache_hit", |b| {
+        b.iter(|| rt.block_on(warm.verify(&warm_token, now)).unwrap())
+    });
+    g.finish();
+}
+
+fn routing(c: &mut Criterion) {
+    let mut text = String::from(
+        "[upstream]\nurl = \"http://127.0.0.1:5000\"\n[[issuers]]\nuser_pool_id = \"eu-west-1_Bench\"\n",
+    );
+    for i in 0..200 {
+        text.push_str(&format!(
+            "[[routes]]\npath = \"/api/v1/service{i}/items/*/detail\"\nmethods = [\"GET\"]\nscopes = [\"svc/{i}\"]\n"
+        ));
+    }
+    let config = Config::from_toml_str("bench.toml", &text, &[]).unwrap();
+    let table = &config.routes;
+    let mut g = c.benchmark_group("routes_200");
+    g.bench_function("first_route", |b| {
+        b.iter(|| table.lookup(&Method::GET, "/api/v1/service0/items/42/detail"))
+    });
+    g.bench_function("last_route", |b| {
+        b.iter(|| table.lookup(&Method::GET, "/api/v1/service199/items/42/detail"))
+    });
+    g.bench_function("unmatched_default", |b| {
+        b.iter(|| table.lookup(&Method::GET, "/other/path/that/matches/nothing"))
+    });
+    g.bench_function("normalize_and_last_route", |b| {
+        b.iter_batched(
+            || "/API/v1/service199/items/%34%32/./detail".to_string(),
+            |p| {
+                let n = cognito_sidecar::path::normalize(&p).unwrap();
+                table.lookup(&Method::GET, &n).is_route()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, verify, routing);
+criterion_main!(benches);
