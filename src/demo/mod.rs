@@ -1,0 +1,3 @@
+//! The offline demo (see the submodules).
+
+pub mod keys;
