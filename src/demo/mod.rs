@@ -9,3 +9,6 @@ pub mod issuer;
 pub mod keys;
 mod serve;
 pub mod upstream;
+
+#[cfg(test)]
+mod tests;
