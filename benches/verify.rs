@@ -30,13 +30,23 @@ jwks_url = "http://127.0.0.1:9/jwks.json"
     let metrics = Arc::new(Metrics::new());
     let store = KeyStore::new(&config.issuers[0], Arc::clone(&metrics)).unwrap();
     store
-        .install_jwks(cognito_sidecar::demo::keys::jwks(&[&key]).to_string().as_bytes())
+        .install_jwks(
+            cognito_sidecar::demo::keys::jwks(&[&key])
+                .to_string()
+                .as_bytes(),
+        )
         .unwrap();
     let issuers = vec![Issuer {
         cfg: config.issuers[0].clone(),
         keys: store,
     }];
-    let verifier = Verifier::new(issuers, config.forward.clone(), 8192, cache_entries, metrics);
+    let verifier = Verifier::new(
+        issuers,
+        config.forward.clone(),
+        8192,
+        cache_entries,
+        metrics,
+    );
     let now = now_secs();
     // An ~850-byte Cognito-style client-credentials access token.
     let token = key.sign(&json!({

@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod token;
 pub mod verify;
 
 pub use config::Config;

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use std::net::SocketAddr;
+
 use cognito_sidecar::config::{Config, LogFormat};
+use cognito_sidecar::demo::run::DemoAddrs;
 
 #[derive(Parser)]
 #[command(
@@ -46,10 +49,74 @@ enum Command {
         /// The JWT (a leading "Bearer " is ignored).
         token: String,
     },
+    /// Offline demo: a local Cognito-compatible issuer, a sample upstream and the sidecar in one
+    /// process on loopback; prints ready-to-paste shell lines for both flows.
+    Demo {
+        /// The sidecar's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The sidecar's admin address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// The demo issuer's address (token endpoint, InitiateAuth, JWKS).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        issuer: SocketAddr,
+        /// The sample upstream's address.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        upstream: SocketAddr,
+    },
+    /// Get a token from Cognito (or the demo issuer) the way clients do.
+    Token {
+        #[command(subcommand)]
+        flow: TokenFlow,
+    },
     /// Exit 0 if the URL (default: the admin /readyz) answers 2xx; for container health checks.
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:9901/readyz")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenFlow {
+    /// Client-credentials grant: POST <domain>/oauth2/token.
+    ClientCredentials {
+        /// The user pool's domain, e.g. https://mypool.auth.eu-west-1.amazoncognito.com.
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        client_secret: String,
+        /// Space-separated scopes (default: all the client may have).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Print the whole answer as JSON instead of the access token.
+        #[arg(long)]
+        json: bool,
+    },
+    /// InitiateAuth USER_PASSWORD_AUTH (with SECRET_HASH when a secret is given).
+    Password {
+        /// The pool's region, e.g. eu-west-1.
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        client_secret: Option<String>,
+        /// The IdP endpoint (default https://cognito-idp.<region>.amazonaws.com/).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Print the ID token instead of the access token.
+        #[arg(long, conflicts_with = "json")]
+        id_token: bool,
+        /// Print the whole AuthenticationResult as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -60,6 +127,18 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config.config),
         Command::Inspect { token } => inspect(&cli.config.config, &token),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Demo {
+            listen,
+            admin,
+            issuer,
+            upstream,
+        } => demo(DemoAddrs {
+            proxy: listen,
+            admin,
+            issuer,
+            upstream,
+        }),
+        Command::Token { flow } => token(flow),
     };
     match result {
         Ok(code) => code,
@@ -81,11 +160,19 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    init_logging_to(format, "info", Box::new(std::io::stdout()))
+}
+
+fn init_logging_to(
+    format: LogFormat,
+    default_filter: &str,
+    out: Box<dyn std::io::Write + Send>,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
-        .finish(std::io::stdout());
+        .finish(out);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -163,5 +250,94 @@ fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
             eprintln!("{url}: HTTP {}", resp.status());
             Ok(ExitCode::from(1))
         }
+    })
+}
+
+fn demo(addrs: DemoAddrs) -> anyhow::Result<ExitCode> {
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let demo = cognito_sidecar::demo::run::start(&addrs).await?;
+        print!("{}", cognito_sidecar::demo::run::script(&demo));
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        // Access log lines go to stderr, after the script, as requests arrive.
+        let _guard = init_logging_to(
+            LogFormat::Text,
+            "warn,cognito_sidecar::access=info",
+            Box::new(std::io::stderr()),
+        );
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        eprintln!("demo: stopping");
+        demo.sidecar.shutdown().await;
+        demo.issuer.shutdown().await;
+        demo.upstream.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn token(flow: TokenFlow) -> anyhow::Result<ExitCode> {
+    use cognito_sidecar::token;
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        let out = match flow {
+            TokenFlow::ClientCredentials {
+                domain,
+                client_id,
+                client_secret,
+                scope,
+                json,
+            } => {
+                let t = token::client_credentials(
+                    &domain,
+                    &client_id,
+                    &client_secret,
+                    scope.as_deref(),
+                )
+                .await?;
+                if json {
+                    serde_json::to_string_pretty(&t)?
+                } else {
+                    t.access_token
+                }
+            }
+            TokenFlow::Password {
+                region,
+                client_id,
+                username,
+                password,
+                client_secret,
+                endpoint,
+                id_token,
+                json,
+            } => {
+                let endpoint = match (endpoint, region) {
+                    (Some(e), _) => e,
+                    (None, Some(r)) => token::default_idp_endpoint(&r),
+                    (None, None) => anyhow::bail!("pass --region (or --endpoint)"),
+                };
+                let r = token::password(
+                    &endpoint,
+                    &client_id,
+                    &username,
+                    &password,
+                    client_secret.as_deref(),
+                )
+                .await?;
+                if json {
+                    serde_json::to_string_pretty(&r)?
+                } else if id_token {
+                    r.id_token
+                } else {
+                    r.access_token
+                }
+            }
+        };
+        println!("{out}");
+        Ok(ExitCode::SUCCESS)
     })
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod demo;
 mod deploy;
 mod forward;
 mod routes;
