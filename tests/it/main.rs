@@ -9,3 +9,4 @@ mod deploy;
 mod forward;
 mod routes;
 mod support;
+mod tls;
