@@ -50,8 +50,8 @@ async fn listener_terminates_tls_with_http1_and_http2() {
     let pki = pki();
     let jwks = Jwks::start(&[&KEY_A]).await;
     let upstream = Upstream::start().await;
-    let extra = format!("[[routes]]\npath = \"/**\"\nauth = \"public\"\n",);
-    let text = config_text(&upstream.url(), &jwks.url(), &extra).replacen(
+    let extra = "[[routes]]\npath = \"/**\"\nauth = \"public\"\n";
+    let text = config_text(&upstream.url(), &jwks.url(), extra).replacen(
         "header_read_timeout = \"2s\"",
         &format!(
             "header_read_timeout = \"2s\"\ntls = {{ cert = {:?}, key = {:?} }}",
