@@ -7,5 +7,6 @@ mod cli;
 mod demo;
 mod deploy;
 mod forward;
+mod interop;
 mod routes;
 mod support;
