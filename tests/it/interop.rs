@@ -555,7 +555,8 @@ async fn moto_token_password_subcommand() {
     assert_eq!(identity["x-auth-username"], "alice");
     assert_eq!(identity["x-auth-client-id"], a.client_a1);
 
-    // --json: the AuthenticationResult as Cognito returns it.
+    // --json: the whole AuthenticationResult. Cognito spells its fields in PascalCase; the
+    // subcommand may print them in snake_case: either is accepted, the content is checked.
     let (status, stdout, stderr) = run(password(&a.client_a1, &alice.password, &["--json"])).await;
     assert!(
         status.success(),
@@ -563,13 +564,28 @@ async fn moto_token_password_subcommand() {
     );
     let result: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("--json printed no JSON ({e}): {stdout}"));
-    assert_eq!(result["TokenType"], "Bearer", "{result}");
-    assert!(result["ExpiresIn"].as_u64().is_some(), "{result}");
-    let access = result["AccessToken"].as_str().expect("AccessToken");
-    assert_eq!(claims(access)["client_id"], a.client_a1.as_str());
-    let id = result["IdToken"].as_str().expect("IdToken");
-    assert_eq!(claims(id)["aud"], a.client_a1.as_str());
-    assert_eq!(claims(id)["cognito:username"], "alice");
+    let field = |pascal: &str, snake: &str| -> Value {
+        result
+            .get(pascal)
+            .or_else(|| result.get(snake))
+            .unwrap_or_else(|| panic!("--json has no {pascal} / {snake}: {result}"))
+            .clone()
+    };
+    assert_eq!(field("TokenType", "token_type"), "Bearer", "{result}");
+    assert_eq!(field("ExpiresIn", "expires_in"), 3600, "{result}");
+    assert!(
+        field("RefreshToken", "refresh_token").is_string(),
+        "{result}"
+    );
+    let access = field("AccessToken", "access_token");
+    let c = claims(access.as_str().expect("access token string"));
+    assert_eq!(c["token_use"], "access");
+    assert_eq!(c["client_id"], a.client_a1.as_str());
+    let id = field("IdToken", "id_token");
+    let c = claims(id.as_str().expect("id token string"));
+    assert_eq!(c["token_use"], "id");
+    assert_eq!(c["aud"], a.client_a1.as_str());
+    assert_eq!(c["cognito:username"], "alice");
 
     // A client with a secret: SECRET_HASH is sent (moto does not check it; Cognito does).
     let (status, stdout, stderr) = run(password(
