@@ -160,7 +160,16 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    init_logging_to(format, "info", Box::new(std::io::stdout()))
+    // Buffered: the writer thread flushes after each batch, so a busy sidecar makes one
+    // write per batch of lines instead of one per line.
+    init_logging_to(
+        format,
+        "info",
+        Box::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        )),
+    )
 }
 
 fn init_logging_to(

@@ -26,7 +26,7 @@ use crate::config::{AuthMode, Config, TokenConfig, UpstreamConfig};
 use crate::error::ProxyError;
 use crate::headers::{self, IdentityHeaders};
 use crate::metrics::Metrics;
-use crate::routes::Lookup;
+use crate::routes::{Lookup, Rule};
 use crate::verify::{AuthError, Verified, Verifier};
 
 /// The response body: the upstream's, streamed, or one of ours.
@@ -40,6 +40,39 @@ pub struct State {
     pub verifier: Verifier,
     pub identity: IdentityHeaders,
     pub upstream: Upstream,
+    /// Per-route metric handles, resolved once: index = rule index, last = default rule.
+    pub route_metrics: Vec<RouteMetrics>,
+}
+
+/// The metric children of one route, looked up once per config instead of per request.
+pub struct RouteMetrics {
+    pub forwarded: prometheus::IntCounter,
+    pub latency: prometheus::Histogram,
+}
+
+impl RouteMetrics {
+    /// Handles for every route of `config`, then the default rule.
+    pub fn for_config(config: &Config, metrics: &Metrics) -> Vec<RouteMetrics> {
+        config
+            .routes
+            .rules()
+            .iter()
+            .chain(std::iter::once(config.routes.default_rule()))
+            .map(|r| RouteMetrics {
+                forwarded: metrics.requests.with_label_values(&[&r.label, "forwarded"]),
+                latency: metrics.latency.with_label_values(&[&r.label]),
+            })
+            .collect()
+    }
+}
+
+impl State {
+    fn metrics_of(&self, rule: &Rule) -> Option<&RouteMetrics> {
+        match rule.index {
+            Some(i) => self.route_metrics.get(i),
+            None => self.route_metrics.last(),
+        }
+    }
 }
 
 /// The upstream: one pooled client and the base URI parts.
@@ -106,9 +139,9 @@ impl Upstream {
 
 /// What the pipeline learned, for the log line and metrics.
 #[derive(Default)]
-struct Outcome {
-    route: Option<String>,
-    path: Option<String>,
+struct Outcome<'a> {
+    rule: Option<&'a Rule>,
+    path: Option<Cow<'a, str>>,
     verified: Option<Arc<Verified>>,
 }
 
@@ -129,8 +162,9 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = request_id(req.headers());
     let method = req.method().clone();
+    let uri = req.uri().clone();
     let mut outcome = Outcome::default();
-    let result = pipeline(&state, &metrics, conn, req, &request_id, &mut outcome).await;
+    let result = pipeline(&state, &metrics, conn, req, &uri, &request_id, &mut outcome).await;
     let (mut resp, reason) = match result {
         Ok(r) => (r, "forwarded"),
         Err(e) => {
@@ -143,13 +177,25 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
-    let route = outcome.route.as_deref().unwrap_or("-");
-    metrics.requests.with_label_values(&[route, reason]).inc();
+    let route = outcome.rule.map_or("-", |r| r.label.as_str());
     let elapsed = started.elapsed();
-    metrics
-        .latency
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+    match outcome.rule.and_then(|r| state.metrics_of(r)) {
+        Some(m) => {
+            if reason == "forwarded" {
+                m.forwarded.inc();
+            } else {
+                metrics.requests.with_label_values(&[route, reason]).inc();
+            }
+            m.latency.observe(elapsed.as_secs_f64());
+        }
+        None => {
+            metrics.requests.with_label_values(&[route, reason]).inc();
+            metrics
+                .latency
+                .with_label_values(&[route])
+                .observe(elapsed.as_secs_f64());
+        }
+    }
     let v = outcome.verified.as_deref();
     tracing::info!(
         target: "cognito_sidecar::access",
@@ -329,32 +375,29 @@ fn is_preflight(req: &Request<Incoming>) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-async fn pipeline(
-    state: &State,
+async fn pipeline<'a>(
+    state: &'a State,
     metrics: &Metrics,
     conn: Conn,
     mut req: Request<Incoming>,
+    client_uri: &'a Uri,
     request_id: &str,
-    outcome: &mut Outcome,
+    outcome: &mut Outcome<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     let cfg = &state.config;
     if req.method() == Method::CONNECT {
         return Err(ProxyError::BadRequest("connect_not_supported"));
     }
-    let client_uri = req.uri().clone();
     let path = crate::path::normalize(client_uri.path()).map_err(|e| {
         tracing::debug!(request_id, reason = e.as_str(), "path refused");
         ProxyError::BadRequest("bad_path")
     })?;
-    outcome.path = Some(path.to_string());
-    let rule = match cfg.routes.lookup(req.method(), &path) {
+    let path: &str = outcome.path.insert(path);
+    let rule = match cfg.routes.lookup(req.method(), path) {
         Lookup::Route(r) => r,
-        Lookup::MethodNotAllowed(allow) => {
-            outcome.route = Some("-".into());
-            return Err(ProxyError::MethodNotAllowed { allow });
-        }
+        Lookup::MethodNotAllowed(allow) => return Err(ProxyError::MethodNotAllowed { allow }),
     };
-    outcome.route = Some(rule.label.clone());
+    outcome.rule = Some(rule);
 
     let websocket = req.version() == http::Version::HTTP_11
         && req.method() == Method::GET
@@ -393,7 +436,7 @@ async fn pipeline(
         (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
         (_, q) => q.map(Cow::Borrowed),
     };
-    let uri = state.upstream.uri(&path, query.as_deref())?;
+    let uri = state.upstream.uri(path, query.as_deref())?;
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri

@@ -79,6 +79,7 @@ impl Shared {
             identity: IdentityHeaders::new(&config.forward),
             upstream: Upstream::new(&config.upstream)?,
             verifier,
+            route_metrics: proxy::RouteMetrics::for_config(&config, &self.metrics),
             config: Arc::new(config),
         })
     }
@@ -222,6 +223,7 @@ fn placeholder_state(metrics: &Arc<Metrics>) -> anyhow::Result<State> {
         identity: IdentityHeaders::new(&config.forward),
         upstream: Upstream::new(&config.upstream)?,
         verifier: Verifier::new(vec![], config.forward.clone(), 8192, 0, Arc::clone(metrics)),
+        route_metrics: Vec::new(),
         config: Arc::new(config),
     })
 }
