@@ -47,11 +47,88 @@ async fn slowloris_half_a_head_is_cut_off_after_header_read_timeout() {
         b"GET /public/x HTTP/1.1\r\nhost: t\r\nx-slow: 1\r\n",
     )
     .await;
-    assert!(took >= Duration::from_millis(900), "cut off too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut off too early: {took:?}"
+    );
     assert!(took < Duration::from_secs(4), "cut off too late: {took:?}");
     // hyper answers a head timeout with 408 or just closes; either way nothing was forwarded.
-    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
     assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_cut_off_after_header_read_timeout() {
+    let env = one_second_env().await;
+    let (took, _) = time_to_hangup(env.addr(), b"").await;
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut off too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(4), "cut off too late: {took:?}");
+}
+
+#[tokio::test]
+async fn a_partial_http2_preface_is_cut_off_after_header_read_timeout() {
+    let env = one_second_env().await;
+    for partial in [
+        &b"P"[..],
+        b"PRI * HTTP/2.0\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r",
+    ] {
+        let (took, _) = time_to_hangup(env.addr(), partial).await;
+        assert!(took < Duration::from_secs(4), "cut off too late: {took:?}");
+    }
+    // A keep-alive connection idle after one request is cut off too.
+    let mut c = Conn::open(env.addr()).await;
+    c.send(b"GET /public/x HTTP/1.1\r\nhost: t\r\n\r\n").await;
+    let started = Instant::now();
+    let (reply, closed) = c.read_until_close(Duration::from_secs(8)).await;
+    assert!(
+        closed && started.elapsed() < Duration::from_secs(4),
+        "{reply}"
+    );
+    assert_eq!(statuses(&reply), vec![200]);
+}
+
+#[tokio::test]
+async fn idle_connections_at_the_limit_are_cut_and_a_waiting_client_is_served() {
+    let env = env_with(ROUTES, |t| {
+        let t = set_key(t, "header_read_timeout", "\"1s\"");
+        add_to(t, "listener", "max_connections = 20")
+    })
+    .await;
+    // Twenty silent connections take every slot.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(env.addr()).await.unwrap());
+    }
+    let admin = env.admin();
+    eventually(Duration::from_secs(5), || async move {
+        metric(
+            &get(admin, "/metrics").await.body,
+            "sidecar_connections_active",
+        ) >= 20.0
+    })
+    .await;
+    // A real client waits for a slot, and gets one once the silent ones are cut off.
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(8),
+        request(env.addr(), "GET", "/public/x", &[], ""),
+    )
+    .await
+    .expect("a client behind silent connections was served within 8s");
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
 }
 
 #[tokio::test]
@@ -70,9 +147,16 @@ async fn a_connection_flood_is_bounded_by_max_connections_and_recovers() {
             Ok(Ok(s)) => flood.push(s),
             _ => break,
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "flood took too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "flood took too long"
+        );
     }
-    assert!(flood.len() >= 100, "only {} connections opened", flood.len());
+    assert!(
+        flood.len() >= 100,
+        "only {} connections opened",
+        flood.len()
+    );
     let admin = env.admin();
     eventually(Duration::from_secs(5), || async move {
         let m = get(admin, "/metrics").await.body;
@@ -115,7 +199,12 @@ async fn huge_heads_get_431_and_the_sidecar_keeps_serving() {
         Duration::from_secs(5),
     )
     .await;
-    assert_eq!(statuses(&reply), vec![431], "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(
+        statuses(&reply),
+        vec![431],
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
     // A 40 KiB request target.
     let reply = raw(
         env.addr(),
@@ -123,7 +212,12 @@ async fn huge_heads_get_431_and_the_sidecar_keeps_serving() {
         Duration::from_secs(5),
     )
     .await;
-    assert_eq!(statuses(&reply), vec![431], "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(
+        statuses(&reply),
+        vec![431],
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
     // Many small headers (more than hyper's 100).
     let mut many = String::from("GET /public/x HTTP/1.1\r\nhost: t\r\n");
     for i in 0..150 {
@@ -131,7 +225,12 @@ async fn huge_heads_get_431_and_the_sidecar_keeps_serving() {
     }
     many.push_str("\r\n");
     let reply = raw(env.addr(), many.as_bytes(), Duration::from_secs(5)).await;
-    assert_eq!(statuses(&reply), vec![431], "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(
+        statuses(&reply),
+        vec![431],
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
     // A huge bearer token inside the head limit is refused before any decoding.
     let token = format!("eyJ{}", "A".repeat(20 * 1024));
     let r = call(env.addr(), "/admin/x", &token).await;
@@ -180,8 +279,13 @@ async fn repeated_floods_of_unknown_kids_across_issuers_stay_within_the_refetch_
         for i in 0..60 {
             let mut claims = access_claims("x");
             claims["iss"] = json!(issuers[i % 3]);
-            let t = KEY_A.sign_raw(&json!({"alg":"RS256","kid":format!("r{round}-{i}")}), &claims);
-            tasks.push(tokio::spawn(async move { call(addr, "/admin/x", &t).await }));
+            let t = KEY_A.sign_raw(
+                &json!({"alg":"RS256","kid":format!("r{round}-{i}")}),
+                &claims,
+            );
+            tasks.push(tokio::spawn(
+                async move { call(addr, "/admin/x", &t).await },
+            ));
             sent += 1;
         }
         for t in tasks {

@@ -98,7 +98,11 @@ pub async fn expect_401(env: &Env, path: &str, token: &str, reason: &str) {
     );
     assert_eq!(r.json()["error"], "invalid_token", "{what}");
     assert_eq!(r.json()["error_description"], reason, "{what}");
-    assert_eq!(env.upstream.hits(), before, "{what}: the upstream was called");
+    assert_eq!(
+        env.upstream.hits(),
+        before,
+        "{what}: the upstream was called"
+    );
 }
 
 /// `GET path` with the token: a 403 `insufficient_scope` naming `reason`, upstream not called.
@@ -114,7 +118,11 @@ pub async fn expect_403(env: &Env, path: &str, token: &str, reason: &str) {
     );
     assert_eq!(r.reason(), reason, "{what}");
     assert_eq!(r.json()["error"], "insufficient_scope", "{what}");
-    assert_eq!(env.upstream.hits(), before, "{what}: the upstream was called");
+    assert_eq!(
+        env.upstream.hits(),
+        before,
+        "{what}: the upstream was called"
+    );
 }
 
 /// `GET path` with the token: 200, and the request the upstream saw.
@@ -237,7 +245,12 @@ impl RawPeer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let conns = Arc::new(AtomicUsize::new(0));
         let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (a, r, c, t) = (answer.clone(), requests.clone(), conns.clone(), tasks.clone());
+        let (a, r, c, t) = (
+            answer.clone(),
+            requests.clone(),
+            conns.clone(),
+            tasks.clone(),
+        );
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
