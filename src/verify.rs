@@ -1,8 +1,8 @@
 //! Token verification: a compact JWS in, verified claims (and the identity headers they
 //! render to) out, or one specific [`AuthError`].
 //!
-//! Order: size cap, structure and strict base64url, header (algorithm from the issuer's
-//! allow-list only; `crit` refused; `jwk`/`jku`/`x5u`/`x5c` never used), payload (a JSON
+//! Order: size cap, structure and strict base64url, header (a JSON object without duplicate
+//! keys; algorithm from the issuer's allow-list only; `crit` and `b64` refused; `jwk`/`jku`/`x5u`/`x5c` never used), payload (a JSON
 //! object without duplicate keys), issuer by exact `iss`, key by `kid` with the JWK's own
 //! `alg` and type, signature (jsonwebtoken on aws-lc-rs), then time claims and Cognito's
 //! `token_use` / `client_id` / `aud` rules. Successful verifications are cached by SHA-256
@@ -115,17 +115,27 @@ pub struct Verifier {
     metrics: Arc<Metrics>,
 }
 
-/// The JOSE header fields this verifier reads. Unknown fields are ignored; a duplicated field
-/// is an error (serde refuses duplicates in structs).
+/// The JOSE header fields this verifier reads, taken from a header that parsed as a
+/// [`StrictObject`] (a JSON object without duplicate keys). Unknown fields are ignored.
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
-    #[serde(default)]
-    b64: Option<Value>,
+}
+
+/// Parses a JOSE header: a JSON object (never an array, which serde would otherwise read
+/// as a struct), no key twice, and no `crit` or `b64` in any form, `null` included: no JWS
+/// extension is understood here, so any critical one must be refused (RFC 7515 §4.1.11), and
+/// `b64` (RFC 7797) changes what is signed.
+fn jose_header(bytes: &[u8]) -> Result<JoseHeader, AuthError> {
+    let map = serde_json::from_slice::<StrictObject>(bytes)
+        .map_err(|_| AuthError::Malformed)?
+        .0;
+    if map.contains_key("crit") || map.contains_key("b64") {
+        return Err(AuthError::Malformed);
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|_| AuthError::Malformed)
 }
 
 /// A JSON object that refuses duplicate keys (which JSON parsers resolve differently).
@@ -325,13 +335,7 @@ impl Verifier {
         if h64.is_empty() || p64.is_empty() || s64.is_empty() {
             return Err(AuthError::Malformed);
         }
-        let header: JoseHeader =
-            serde_json::from_slice(&b64(h64)?).map_err(|_| AuthError::Malformed)?;
-        if header.crit.is_some() || header.b64.is_some() {
-            // No JWS extension is understood here, so any critical one must be refused
-            // (RFC 7515 §4.1.11); `b64` (RFC 7797) changes what is signed.
-            return Err(AuthError::Malformed);
-        }
+        let header = jose_header(&b64(h64)?)?;
         let alg = match header.alg.as_str() {
             "RS256" => Algorithm::RS256,
             "RS384" => Algorithm::RS384,
@@ -537,7 +541,18 @@ mod tests {
         assert!(serde_json::from_str::<StrictObject>(r#"{"a":1,"b":2}"#).is_ok());
         assert!(serde_json::from_str::<StrictObject>(r#"{"sub":"a","sub":"b"}"#).is_err());
         assert!(serde_json::from_str::<StrictObject>(r#"[1]"#).is_err());
-        assert!(serde_json::from_str::<JoseHeader>(r#"{"alg":"RS256","alg":"none"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","alg":"none"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","jku":"a","jku":"b"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","kid":"k"}"#).is_ok());
+    }
+
+    #[test]
+    fn jose_headers_are_objects_without_extensions() {
+        assert!(jose_header(br#"["RS256","kid-a"]"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","crit":null}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","b64":null}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","crit":[]}"#).is_err());
+        assert!(jose_header(b"null").is_err());
     }
 
     #[test]

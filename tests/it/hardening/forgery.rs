@@ -346,6 +346,7 @@ async fn crit_and_b64_extensions_are_refused() {
         json!({"alg":"RS256","kid":"kid-a","b64":false}),
         json!({"alg":"RS256","kid":"kid-a","b64":true}),
         json!({"alg":"RS256","kid":"kid-a","crit":"exp"}),
+        json!({"alg":"RS256","kid":"kid-a","crit":null}),
     ] {
         let t = KEY_A.sign_raw(&h, &good());
         expect_401(&env, "/api/x", &t, "malformed").await;
@@ -577,6 +578,8 @@ async fn headers_and_payloads_that_are_not_json_objects_are_refused() {
     // A header that is not an object (serde reads an array as a struct, so a signed
     // `["RS256","kid-a"]` header once verified).
     for h in [
+        "[\"RS256\",\"kid-a\"]",
+        "[\"RS256\"]",
         "\"RS256\"",
         "null",
         "",
