@@ -9,6 +9,7 @@
 //! of the token until `exp`; a hit re-checks expiry and that the signing key is still in the
 //! issuer's key set.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -213,6 +214,25 @@ fn str_list(v: Option<&Value>) -> Vec<Box<str>> {
 
 fn opt_str(m: &Map<String, Value>, k: &str) -> Option<Box<str>> {
     m.get(k).and_then(Value::as_str).map(Into::into)
+}
+
+/// A claim in the shape the route rules read it, for forwarding: `scope` only as a string and
+/// `cognito:groups` only as its string elements, so the upstream never reads a scope or a group
+/// the sidecar did not grant (a bare `"cognito:groups": "readers,admins"` grants no group, and
+/// must not arrive as `X-Auth-Groups: readers,admins`). `None`: leave the header absent.
+fn as_granted<'v>(claim: &str, v: &'v Value) -> Option<Cow<'v, Value>> {
+    match (claim, v) {
+        ("scope", Value::String(_)) => Some(Cow::Borrowed(v)),
+        ("scope", _) => None,
+        ("cognito:groups", Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(Cow::Borrowed(v))
+        }
+        ("cognito:groups", Value::Array(items)) => Some(Cow::Owned(Value::Array(
+            items.iter().filter(|i| i.is_string()).cloned().collect(),
+        ))),
+        ("cognito:groups", _) => None,
+        _ => Some(Cow::Borrowed(v)),
+    }
 }
 
 /// Escapes `%` and `,` inside one element of a joined list.
@@ -473,8 +493,8 @@ impl Verifier {
 
         let mut headers = Vec::with_capacity(self.forward.headers.len() + 1);
         for (name, claim) in &self.forward.headers {
-            if let Some(v) = claims.get(claim) {
-                headers.push((name.clone(), render_claim(v)?));
+            if let Some(v) = claims.get(claim).and_then(|v| as_granted(claim, v)) {
+                headers.push((name.clone(), render_claim(&v)?));
             }
         }
         if let Some(name) = &self.forward.claims_header {
@@ -534,6 +554,22 @@ mod tests {
         assert_eq!(render_claim(&json!("nul\0")), Err(AuthError::Malformed));
         // A newline inside an array element is escaped by JSON? No: strings are raw, so refused.
         assert_eq!(render_claim(&json!(["a\nb"])), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn scope_and_groups_are_forwarded_as_granted() {
+        let g = |v: Value| as_granted("cognito:groups", &v).map(|c| c.into_owned());
+        assert_eq!(g(json!(["a", "b"])), Some(json!(["a", "b"])));
+        assert_eq!(g(json!(["a", 1, ["b"]])), Some(json!(["a"])));
+        assert_eq!(g(json!("a,b")), None);
+        assert_eq!(g(json!(null)), None);
+        let s = |v: Value| as_granted("scope", &v).map(|c| c.into_owned());
+        assert_eq!(s(json!("a b")), Some(json!("a b")));
+        assert_eq!(s(json!(["a"])), None);
+        assert_eq!(
+            as_granted("username", &json!(["x"])).map(|c| c.into_owned()),
+            Some(json!(["x"]))
+        );
     }
 
     #[test]

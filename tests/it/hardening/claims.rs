@@ -310,6 +310,55 @@ async fn look_alike_scopes_grant_nothing() {
 }
 
 #[tokio::test]
+async fn groups_that_are_not_an_array_of_strings_grant_nothing_and_are_not_forwarded() {
+    let env = env().await;
+    // Grants nothing on a group route.
+    for groups in [
+        json!("admins"),
+        json!("readers,admins"),
+        json!([["admins"]]),
+        json!([{"name": "admins"}]),
+        json!(["Admins", "admins ", "superadmins", "admin"]),
+        json!([]),
+        json!(null),
+        json!({"admins": true}),
+    ] {
+        expect_403(&env, "/admin/x", &sign(&user(groups)), "missing_group").await;
+    }
+    // On a route without group rules the token is fine, but the upstream must not read a
+    // group the sidecar did not grant: a bare string or non-string elements are not
+    // forwarded as groups.
+    let cases: [(Value, Option<&str>); 6] = [
+        (json!("admins"), None),
+        (json!("readers,admins"), None),
+        (json!(["readers", ["admins"]]), Some("readers")),
+        (json!([1, "readers", {"a": "admins"}]), Some("readers")),
+        (json!(["devs,admins", "100%"]), Some("devs%2Cadmins,100%25")),
+        (json!([]), Some("")),
+    ];
+    for (groups, want) in cases {
+        let seen = expect_200(&env, "/open", &sign(&user(groups.clone()))).await;
+        assert_eq!(
+            seen.headers
+                .get("x-auth-groups")
+                .map(|v| v.to_str().unwrap()),
+            want,
+            "{groups}"
+        );
+    }
+    // The same for scope: only a string is read as scopes, only a string is forwarded.
+    let mut c = access_claims("x");
+    c["scope"] = json!(["orders/read"]);
+    expect_403(&env, "/machine", &sign(&c), "missing_scope").await;
+    let seen = expect_200(&env, "/open", &sign(&c)).await;
+    assert!(
+        !seen.headers.contains_key("x-auth-scope"),
+        "{:?}",
+        seen.headers
+    );
+}
+
+#[tokio::test]
 async fn claims_with_control_characters_or_commas() {
     let env = env().await;
     let evil = [
