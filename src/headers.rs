@@ -1,7 +1,7 @@
 //! Header hygiene on the way through: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed
 //! in `Connection`) are removed both ways; every configured identity header, the claims header,
-//! their underscore look-alikes and `X-Original-URL`/`X-Rewrite-URL` are removed from every
-//! request before anything is injected, so the upstream only ever sees identity the sidecar
+//! their underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL` and the method overrides
+//! (`X-HTTP-Method-Override`, ...) are removed from every request before anything is injected, so the upstream only ever sees identity the sidecar
 //! verified.
 
 use std::collections::HashSet;
@@ -34,6 +34,15 @@ const PATH_OVERRIDES: &[&str] = &[
     "x-forwarded-uri",
     "x-forwarded-path",
     "x-forwarded-prefix",
+];
+
+/// Headers that change the method on some upstream stacks (ASP.NET Core's
+/// `UseHttpMethodOverride`, Express `method-override`, Symfony): the method a route checked
+/// is the method the upstream runs, so these never pass.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1).
@@ -88,6 +97,7 @@ impl IdentityHeaders {
             strip.insert(canonical(h.as_str()));
         }
         strip.extend(PATH_OVERRIDES.iter().map(|s| s.to_string()));
+        strip.extend(METHOD_OVERRIDES.iter().map(|s| s.to_string()));
         IdentityHeaders { strip }
     }
 
@@ -192,6 +202,8 @@ mod tests {
             ("X-AUTH-CLAIMS", "e30"),
             ("X-Original-URL", "/admin"),
             ("x_rewrite_url", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x_http_method", "DELETE"),
             ("X-Auth-Subject", "kept"),
             ("accept", "*/*"),
         ]);

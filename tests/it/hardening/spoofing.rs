@@ -299,3 +299,46 @@ async fn http2_requests_are_stripped_and_checked_like_http1() {
     assert_eq!(id["x-auth-sub"], [SUB]);
     assert_eq!(id["x-auth-groups"], ["readers"]);
 }
+
+#[tokio::test]
+async fn method_override_headers_are_stripped() {
+    // A route that allows GET only must not become a DELETE upstream (ASP.NET Core's
+    // UseHttpMethodOverride, Express method-override, ... read these headers).
+    let env = env_with(ROUTES, |t| t).await;
+    let admin = bearer(&sign(&user_access_claims(&["admins"])));
+    let overrides = [
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+        ("x_http_method_override", "DELETE"),
+    ];
+    for (k, v) in overrides {
+        let r = request(
+            env.addr(),
+            "GET",
+            "/admin/x",
+            &[("authorization", &admin), (k, v)],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let seen = env.upstream.last();
+        assert_eq!(seen.method, "GET");
+        for (name, _) in &seen.headers {
+            assert!(
+                !name.as_str().replace('_', "-").contains("method"),
+                "{k} reached the upstream as {name}"
+            );
+        }
+    }
+    // The method itself is what the route checked.
+    let r = request(
+        env.addr(),
+        "DELETE",
+        "/admin/x",
+        &[("authorization", &admin)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 405);
+}
