@@ -181,6 +181,59 @@ async fn fragments_and_request_target_forms() {
 }
 
 #[tokio::test]
+async fn host_tricks_do_not_pick_routes_or_reach_the_upstream_twice() {
+    let env = env_with(ROUTES, |t| t).await;
+    let before = env.upstream.hits();
+    // Host never picks a route.
+    for host in ["public", "evil.example", "127.0.0.1", "public.example:80"] {
+        let r = request(env.addr(), "GET", "/admin/x", &[("host", host)], "").await;
+        assert_eq!(r.status, 401, "{host}");
+    }
+    assert_eq!(env.upstream.hits(), before);
+    // Two Host headers, or an invalid one: refused (RFC 9112 §3.2).
+    for head in [
+        "GET /public/x HTTP/1.1\r\nhost: a.example\r\nhost: b.example\r\nconnection: close\r\n\r\n",
+        "GET /public/x HTTP/1.1\r\nhost: a.example\r\nHost: a.example\r\nconnection: close\r\n\r\n",
+        "GET /public/x HTTP/1.1\r\nhost: a.example/admin\r\nconnection: close\r\n\r\n",
+        "GET /public/x HTTP/1.1\r\nhost: a b\r\nconnection: close\r\n\r\n",
+        "GET /public/x HTTP/1.1\r\nhost: user@a.example\r\nconnection: close\r\n\r\n",
+        "GET /public/x HTTP/1.1\r\n\r\n",
+    ] {
+        let before = env.upstream.hits();
+        let reply = raw(env.addr(), head.as_bytes(), Duration::from_secs(3)).await;
+        assert_eq!(statuses(&reply), vec![400], "{head:?}: {reply}");
+        assert_eq!(env.upstream.hits(), before, "{head:?}");
+    }
+    // HTTP/1.0 may leave Host out.
+    let reply = raw(
+        env.addr(),
+        b"GET /public/x HTTP/1.0\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+        "{reply}"
+    );
+    // A sane Host with a port is fine, and forwarded once, as sent.
+    let r = request(
+        env.addr(),
+        "GET",
+        "/public/x",
+        &[("host", "app.example:8443")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = env.upstream.last();
+    assert_eq!(
+        seen.headers.get_all("host").iter().collect::<Vec<_>>(),
+        ["app.example:8443"]
+    );
+    assert_eq!(seen.headers["x-forwarded-host"], "app.example:8443");
+}
+
+#[tokio::test]
 async fn connect_is_refused_and_never_becomes_a_tunnel() {
     let env = env_with(ROUTES, |t| t).await;
     for target in ["evil.example:443", "127.0.0.1:22", "/admin/x"] {
