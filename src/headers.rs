@@ -21,6 +21,19 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    // RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
+    "http2-settings",
+];
+
+/// Headers the proxy frames or sets itself. Their underscore look-alikes (`Transfer_Encoding`,
+/// `Content_Length`, `X_Forwarded_Proto`) mean nothing to the sidecar, but CGI-style upstreams
+/// read `_` as `-` and would frame the body another way, or believe a client-chosen value.
+const MANAGED: &[&str] = &[
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
 ];
 
 /// Headers a `Connection` list may not remove (the proxy manages them itself).
@@ -56,7 +69,8 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-/// Removes hop-by-hop headers and the names listed in `Connection`.
+/// Removes hop-by-hop headers, the names listed in `Connection`, and the underscore look-alikes
+/// of hop-by-hop, framing and `Host` headers.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut listed: Vec<HeaderName> = Vec::new();
     for v in headers.get_all(header::CONNECTION) {
@@ -68,6 +82,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
                         listed.push(name);
                     }
                 }
+            }
+        }
+    }
+    for name in headers.keys() {
+        let s = name.as_str();
+        if s.contains('_') {
+            let canon = canonical(s);
+            if HOP_BY_HOP.contains(&canon.as_str()) || MANAGED.contains(&canon.as_str()) {
+                listed.push(name.clone());
             }
         }
     }
@@ -224,6 +247,11 @@ mod tests {
             ("host", "example"),
             ("proxy-authorization", "Basic x"),
             ("accept", "*/*"),
+            ("transfer_encoding", "chunked"),
+            ("Content_Length", "50"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ("x_forwarded_proto", "https"),
+            ("keep_alive", "1"),
         ]);
         strip_hop_by_hop(&mut h);
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();

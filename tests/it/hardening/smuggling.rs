@@ -209,6 +209,42 @@ async fn obfuscated_transfer_encoding_is_refused_or_read_one_way() {
 }
 
 #[tokio::test]
+async fn framing_header_look_alikes_never_reach_the_upstream() {
+    // `Transfer_Encoding` is no framing header to the sidecar (the body is read by its
+    // Content-Length), but CGI-style upstreams read `_` as `-`: forwarded, the upstream would
+    // frame the body another way and read the rest as a second request.
+    let (peer, _jwks, sidecar) = capture_env().await;
+    let body = chunked(SMUGGLED);
+    for (framing, body) in [
+        (format!("content-length: {}\r\ntransfer_encoding: chunked\r\n", body.len()), body.clone()),
+        (format!("content-length: {}\r\nTransfer_Encoding: chunked\r\n", body.len()), body.clone()),
+        ("content_length: 50\r\n".to_string(), String::new()),
+        (format!("content-length: {}\r\nproxy_connection: close\r\nkeep_alive: 1\r\nproxy_authorization: Basic eDp5\r\n", body.len()), body.clone()),
+        (format!("content-length: {}\r\nx_forwarded_proto: https\r\nx_forwarded_host: evil.example\r\n", body.len()), body.clone()),
+        (format!("content-length: {}\r\nhttp2_settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", body.len()), body.clone()),
+    ] {
+        let req = format!("POST /public/x HTTP/1.1\r\nhost: t\r\n{framing}connection: close\r\n\r\n{body}");
+        let n = peer.requests().len();
+        let reply = raw(sidecar.local_addr(), req.as_bytes(), Duration::from_secs(3)).await;
+        let got = statuses(&reply);
+        assert!(got == [200] || got == [400], "{framing:?}: {reply}");
+        if got == [200] {
+            let h = heads(&peer).remove(n);
+            for name in ["transfer-encoding", "content-length", "proxy-connection", "keep-alive", "proxy-authorization", "http2-settings", "x-forwarded-proto", "x-forwarded-host"] {
+                let look_alikes = h
+                    .lines()
+                    .filter(|l| {
+                        let k = l.split(':').next().unwrap();
+                        k.contains('_') && k.replace('_', "-") == name
+                    })
+                    .count();
+                assert_eq!(look_alikes, 0, "{framing:?}: a look-alike of {name} was forwarded:\n{h}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn h2c_upgrades_never_reach_the_upstream_as_an_upgrade() {
     let env = env_with(ROUTES, |t| t).await;
     let upgrade = "connection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
@@ -224,6 +260,16 @@ async fn h2c_upgrades_never_reach_the_upstream_as_an_upgrade() {
     for h in ["upgrade", "connection", "http2-settings"] {
         assert!(!seen.headers.contains_key(h), "{h} reached the upstream");
     }
+    // HTTP2-Settings alone (not named in Connection) is connection-specific all the same.
+    let (got, _) = send(
+        &env,
+        "GET /public/x HTTP/1.1\r\nhost: t\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(got, vec![200]);
+    let seen = env.upstream.last();
+    assert!(!seen.headers.contains_key("upgrade"));
+    assert!(!seen.headers.contains_key("http2-settings"));
     // Protected, no token: 401, not a protocol switch.
     let before = env.upstream.hits();
     let (got, reply) = send(
