@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +28,24 @@ pub struct VerifyKey {
     pub key: DecodingKey,
     /// The JWK's `alg`, when it names one: tokens must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// The key material as the JWK gave it, to tell a changed key behind the same `kid`.
+    pub params: AlgorithmParameters,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyKey {
+    /// Whether `other` is the same key: same material and the same `alg` restriction.
+    pub fn same_key(&self, other: &VerifyKey) -> bool {
+        self.alg == other.alg && self.params == other.params
+    }
 }
 
 /// One fetched key set.
@@ -382,7 +400,16 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
             skip("duplicate kid");
             continue;
         }
-        out.insert(kid.clone(), Arc::new(VerifyKey { kid, key, alg }));
+        let params = jwk.algorithm.clone();
+        out.insert(
+            kid.clone(),
+            Arc::new(VerifyKey {
+                kid,
+                key,
+                alg,
+                params,
+            }),
+        );
     }
     if out.is_empty() {
         return Err(FetchError::NoKeys);

@@ -6,8 +6,8 @@
 //! object without duplicate keys), issuer by exact `iss`, key by `kid` with the JWK's own
 //! `alg` and type, signature (jsonwebtoken on aws-lc-rs), then time claims and Cognito's
 //! `token_use` / `client_id` / `aud` rules. Successful verifications are cached by SHA-256
-//! of the token until `exp`; a hit re-checks expiry and that the signing key is still in the
-//! issuer's key set.
+//! of the token until `exp`; a hit re-checks expiry and that the signing key (its material, not
+//! only its `kid`) is still in the issuer's key set.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy};
-use crate::jwks::KeyStore;
+use crate::jwks::{KeyStore, VerifyKey};
 use crate::metrics::Metrics;
 
 /// Why a token was refused. Each is the `error_description`, the log reason and the label.
@@ -76,6 +76,9 @@ pub struct Verified {
     /// Index of the issuer in the config.
     pub issuer: usize,
     pub kid: Box<str>,
+    /// The key that verified the signature: a cache hit needs the issuer's set to still hold
+    /// this key (not merely this `kid`) under its `kid`.
+    pub key: Arc<VerifyKey>,
     pub exp: i64,
     pub token_use: Option<TokenUse>,
     /// `client_id` for access tokens, the `aud` values otherwise.
@@ -318,10 +321,11 @@ impl Verifier {
                 cache.remove(&key);
                 return Err(AuthError::Expired);
             }
-            let key_present = issuer
-                .keys
-                .current()
-                .is_some_and(|set| set.keys.contains_key(&*v.kid));
+            let key_present = issuer.keys.current().is_some_and(|set| {
+                set.keys
+                    .get(&*v.kid)
+                    .is_some_and(|k| Arc::ptr_eq(k, &v.key) || k.same_key(&v.key))
+            });
             if key_present {
                 self.metrics.token_cache.with_label_values(&["hit"]).inc();
                 return Ok(v);
@@ -507,6 +511,7 @@ impl Verifier {
         let verified = Verified {
             issuer: idx,
             kid: kid.into(),
+            key,
             exp,
             token_use,
             clients,

@@ -309,6 +309,51 @@ async fn a_jwks_failing_later_in_every_way_keeps_the_last_good_keys() {
     assert_eq!(call(addr, "/api/x", &fresh(&KEY_B, 100)).await.status, 200);
 }
 
+#[tokio::test]
+async fn a_kid_reused_for_new_key_material_invalidates_cached_tokens() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let sidecar = sidecar_with(&upstream.url(), &jwks.url(), "").await;
+    wait_ready(sidecar.admin_addr().unwrap(), Duration::from_secs(10)).await;
+    let addr = sidecar.local_addr();
+    let old = sign(&access_claims("x"));
+    for _ in 0..2 {
+        assert_eq!(call(addr, "/api/x", &old).await.status, 200); // verified, then cached
+    }
+    // The issuer replaces the key behind kid-a (KEY_B's material, same kid).
+    let mut swapped = KEY_B.jwk();
+    swapped["kid"] = json!("kid-a");
+    jwks.set(JwksMode::Keys(json!({"keys": [swapped]})));
+    let probe = KEY_B.sign_raw(&json!({"alg":"RS256","kid":"probe"}), &access_claims("x"));
+    let fetched = jwks.fetches();
+    assert_eq!(call(addr, "/api/x", &probe).await.reason(), "unknown_kid");
+    assert!(jwks.fetches() > fetched);
+    // The cached token was signed by a key that is no longer in the set: refused.
+    let before = upstream.hits();
+    let r = call(addr, "/api/x", &old).await;
+    assert_eq!(
+        (r.status, r.reason().as_str()),
+        (401, "bad_signature"),
+        "{r:?}"
+    );
+    assert_eq!(upstream.hits(), before);
+    // Tokens from the new key under that kid are good.
+    let new = KEY_B.sign_raw(&json!({"alg":"RS256","kid":"kid-a"}), &access_claims("y"));
+    assert_eq!(call(addr, "/api/x", &new).await.status, 200);
+    // An unchanged key set (refetched, same material) keeps the cache warm.
+    let m0 = metric(
+        &get(sidecar.admin_addr().unwrap(), "/metrics").await.body,
+        "sidecar_token_cache_total{result=\"hit\"}",
+    );
+    let _ = call(addr, "/api/x", &probe).await;
+    assert_eq!(call(addr, "/api/x", &new).await.status, 200);
+    let m1 = metric(
+        &get(sidecar.admin_addr().unwrap(), "/metrics").await.body,
+        "sidecar_token_cache_total{result=\"hit\"}",
+    );
+    assert_eq!(m1, m0 + 1.0);
+}
+
 /// A sidecar in front of a [`RawPeer`] upstream.
 async fn raw_upstream(answer: Answer) -> (RawPeer, Jwks, cognito_sidecar::Sidecar) {
     let jwks = Jwks::start(&[&KEY_A]).await;
