@@ -628,5 +628,10 @@ async fn tokens_of_many_kib() {
 
 fn replace_bytes(text: &str, from: &str, to: &[u8]) -> Vec<u8> {
     let i = text.find(from).expect("present");
-    [text[..i].as_bytes(), to, text[i + from.len()..].as_bytes()].concat()
+    [
+        &text.as_bytes()[..i],
+        to,
+        &text.as_bytes()[i + from.len()..],
+    ]
+    .concat()
 }
