@@ -382,3 +382,38 @@ async fn keep_alive_after_a_rejection_does_not_read_the_body_as_a_request() {
     assert_eq!(env.upstream.hits(), before);
     assert_not_smuggled(&env, "keep-alive");
 }
+
+#[tokio::test]
+async fn a_refused_websocket_upgrade_never_becomes_a_tunnel() {
+    // The upstream refuses the upgrade (426): the connection stays HTTP, so what the client
+    // sends next is parsed and checked as a request, never piped to the upstream.
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let peer = RawPeer::start(Answer::Bytes(
+        b"HTTP/1.1 426 Upgrade Required\r\nsec-websocket-version: 13\r\ncontent-length: 0\r\n\r\n"
+            .to_vec(),
+    ))
+    .await;
+    let text = config_text(&peer.url(), &jwks.url(), ROUTES);
+    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
+        .await
+        .unwrap();
+    let upgrade = "GET /public/ws HTTP/1.1\r\nhost: t\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 99\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let reply = raw(
+        sidecar.local_addr(),
+        format!(
+            "{upgrade}{}",
+            SMUGGLED.replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n")
+        )
+        .as_bytes(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(statuses(&reply), vec![426, 401], "{reply}");
+    let forwarded: Vec<String> = peer
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).to_string())
+        .collect();
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert!(!forwarded[0].contains("x-smuggled"), "{forwarded:?}");
+}
