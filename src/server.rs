@@ -287,16 +287,37 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = cfg.header_read_timeout;
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             shared.metrics.connections_active.inc();
             let is_tls = tls.is_some();
             let conn = Conn { peer, tls: is_tls };
             match tls {
-                None => serve(stream, conn, &shared, &builder, watcher, handshake_timeout).await,
+                None => {
+                    serve(
+                        stream,
+                        conn,
+                        &shared,
+                        &builder,
+                        watcher,
+                        handshake_timeout,
+                        &cancel,
+                    )
+                    .await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve(s, conn, &shared, &builder, watcher, handshake_timeout).await
+                            serve(
+                                s,
+                                conn,
+                                &shared,
+                                &builder,
+                                watcher,
+                                handshake_timeout,
+                                &cancel,
+                            )
+                            .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -322,6 +343,7 @@ async fn serve<S>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
     head_timeout: Duration,
+    shutdown: &CancellationToken,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -329,7 +351,12 @@ async fn serve<S>(
     // the first bytes, and that wait has no limit: a client that sends nothing (or part of
     // the HTTP/2 preface) would hold its connection slot forever. Sniff here, with the limit.
     let mut stream = stream;
-    let Some(prefix) = sniff(&mut stream, head_timeout).await else {
+    // A shutdown ends the wait too (hyper would cancel its own first read the same way).
+    let sniffed = tokio::select! {
+        p = sniff(&mut stream, head_timeout) => p,
+        _ = shutdown.cancelled() => None,
+    };
+    let Some(prefix) = sniffed else {
         tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout");
         return;
     };

@@ -313,3 +313,36 @@ async fn repeated_floods_of_unknown_kids_across_issuers_stay_within_the_refetch_
     }
     assert_eq!(upstream.hits(), 0);
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_silent_connections() {
+    // header_read_timeout and drain_timeout long: only the shutdown itself may end the wait.
+    let env = env_with(ROUTES, |t| {
+        let t = set_key(t, "header_read_timeout", "\"30s\"");
+        set_key(t, "drain_timeout", "\"30s\"")
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        silent.push(TcpStream::connect(env.addr()).await.unwrap());
+    }
+    let admin = env.admin();
+    eventually(Duration::from_secs(5), || async move {
+        metric(
+            &get(admin, "/metrics").await.body,
+            "sidecar_connections_active",
+        ) >= 5.0
+    })
+    .await;
+    let Env { sidecar, .. } = env;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), sidecar.shutdown())
+        .await
+        .expect("shutdown finished");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?} for connections that never sent a byte",
+        started.elapsed()
+    );
+    drop(silent);
+}
