@@ -338,7 +338,16 @@ fn token(flow: TokenFlow) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
                 if json {
-                    serde_json::to_string_pretty(&r)?
+                    // Cognito's own shape, as `aws cognito-idp initiate-auth` prints it.
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "AuthenticationResult": {
+                            "AccessToken": r.access_token,
+                            "IdToken": r.id_token,
+                            "RefreshToken": r.refresh_token,
+                            "ExpiresIn": r.expires_in,
+                            "TokenType": r.token_type,
+                        }
+                    }))?
                 } else if id_token {
                     r.id_token
                 } else {
