@@ -10,18 +10,24 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::ForwardConfig;
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Hop-by-hop headers that never cross the proxy (RFC 9110 §7.6.1; RFC 7230 §6.1's list).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
 
 /// Headers a `Connection` list may not remove (the proxy manages them itself).
 const PROTECTED: &[&str] = &["host", "content-length", "x-request-id"];
@@ -49,24 +55,26 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers and the names listed in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut listed: Vec<HeaderName> = Vec::new();
+    // Most requests carry none: one pass over the names, no removal.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    let mut doomed: Vec<HeaderName> = Vec::new();
     for v in headers.get_all(header::CONNECTION) {
         if let Ok(s) = v.to_str() {
             for token in s.split(',') {
                 let t = token.trim();
                 if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
                     if !PROTECTED.contains(&name.as_str()) {
-                        listed.push(name);
+                        doomed.push(name);
                     }
                 }
             }
         }
     }
-    for name in listed {
+    doomed.extend(headers.keys().filter(|k| is_hop_by_hop(k)).cloned());
+    for name in doomed {
         headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
     }
 }
 
@@ -123,9 +131,8 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let xff = HeaderName::from_static("x-forwarded-for");
     let mut value = String::new();
-    for v in headers.get_all(&xff) {
+    for v in headers.get_all(&XFF) {
         if let Ok(s) = v.to_str() {
             if !s.trim().is_empty() {
                 value.push_str(s.trim());
@@ -135,19 +142,15 @@ pub fn set_forwarded(
     }
     value.push_str(&peer.to_string());
     if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(xff, v);
+        headers.insert(XFF.clone(), v);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
-    let xfh = HeaderName::from_static("x-forwarded-host");
+    headers.insert(XFP.clone(), HeaderValue::from_static(proto));
     match host {
         Some(h) => {
-            headers.insert(xfh, h);
+            headers.insert(XFH.clone(), h);
         }
         None => {
-            headers.remove(xfh);
+            headers.remove(&XFH);
         }
     }
 }
