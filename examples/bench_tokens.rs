@@ -15,7 +15,11 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let out = std::path::PathBuf::from(args.next().expect("OUT_DIR"));
     let iss = args.next().expect("ISSUER");
-    let count: usize = args.next().map(|c| c.parse()).transpose()?.unwrap_or(100_000);
+    let count: usize = args
+        .next()
+        .map(|c| c.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     std::fs::create_dir_all(&out)?;
     let key = SigningKey::generate(keys::random_kid())?;
     let other = SigningKey::generate(key.kid())?;
@@ -37,13 +41,19 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(out.join("jwks.json"), keys::jwks(&[&key]).to_string())?;
     std::fs::write(
         out.join("token.txt"),
-        key.sign(&claims("5e0f9c3a-1b2d-4e6f-8a9b-0c1d2e3f4a5b", "dotnet-demo/dotnet")),
+        key.sign(&claims(
+            "5e0f9c3a-1b2d-4e6f-8a9b-0c1d2e3f4a5b",
+            "dotnet-demo/dotnet",
+        )),
     )?;
     std::fs::write(
         out.join("bad_signature.txt"),
         other.sign(&claims("bad", "dotnet-demo/dotnet")),
     )?;
-    std::fs::write(out.join("no_scope.txt"), key.sign(&claims("noscope", "other/scope")))?;
+    std::fs::write(
+        out.join("no_scope.txt"),
+        key.sign(&claims("noscope", "other/scope")),
+    )?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("tokens.txt"))?);
     for i in 0..count {
         let jti = format!("{:08x}-1b2d-4e6f-8a9b-{:012x}", i, i);
@@ -51,6 +61,9 @@ fn main() -> anyhow::Result<()> {
     }
     f.flush()?;
     let len = std::fs::read_to_string(out.join("token.txt"))?.len();
-    eprintln!("wrote {} (token {len} bytes, {count} pool tokens)", out.display());
+    eprintln!(
+        "wrote {} (token {len} bytes, {count} pool tokens)",
+        out.display()
+    );
     Ok(())
 }

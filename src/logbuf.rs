@@ -32,7 +32,11 @@ pub struct FlushGuard {
 
 impl BatchWriter {
     /// Writes to `out` every `interval`; holds at most `cap` bytes in between.
-    pub fn new(mut out: Box<dyn Write + Send>, interval: Duration, cap: usize) -> (BatchWriter, FlushGuard) {
+    pub fn new(
+        mut out: Box<dyn Write + Send>,
+        interval: Duration,
+        cap: usize,
+    ) -> (BatchWriter, FlushGuard) {
         let shared = Arc::new(Shared {
             buf: Mutex::new(Vec::with_capacity(64 * 1024)),
             cap,
@@ -57,7 +61,10 @@ impl BatchWriter {
                     };
                     let dropped = s.dropped.swap(0, Ordering::Relaxed);
                     if dropped > 0 {
-                        let _ = writeln!(spare, "log-writer: {dropped} log lines dropped (output too slow)");
+                        let _ = writeln!(
+                            spare,
+                            "log-writer: {dropped} log lines dropped (output too slow)"
+                        );
                     }
                     if !spare.is_empty() {
                         let _ = out.write_all(&spare);
@@ -145,9 +152,14 @@ mod tests {
         let (w, guard) = BatchWriter::new(Box::new(sink.clone()), Duration::from_secs(3600), 16);
         use tracing_subscriber::fmt::MakeWriter;
         w.make_writer().write_all(b"line one\n").unwrap();
-        w.make_writer().write_all(b"line two is too long\n").unwrap();
+        w.make_writer()
+            .write_all(b"line two is too long\n")
+            .unwrap();
         drop(guard);
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(out, "line one\nlog-writer: 1 log lines dropped (output too slow)\n");
+        assert_eq!(
+            out,
+            "line one\nlog-writer: 1 log lines dropped (output too slow)\n"
+        );
     }
 }

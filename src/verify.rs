@@ -75,6 +75,8 @@ pub struct Verified {
     /// Index of the issuer in the config.
     pub issuer: usize,
     pub kid: Box<str>,
+    /// Serial of the key set the token was verified with: while it is current, so is the key.
+    key_set: u64,
     pub exp: i64,
     pub token_use: Option<TokenUse>,
     /// `client_id` for access tokens, the `aud` values otherwise.
@@ -113,6 +115,8 @@ pub struct Verifier {
     max_bytes: usize,
     cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verified>>>,
     metrics: Arc<Metrics>,
+    cache_hit: prometheus::IntCounter,
+    cache_miss: prometheus::IntCounter,
 }
 
 /// The JOSE header fields this verifier reads. Unknown fields are ignored; a duplicated field
@@ -254,6 +258,8 @@ impl Verifier {
             forward,
             max_bytes,
             cache: (cache_entries > 0).then(|| quick_cache::sync::Cache::new(cache_entries)),
+            cache_hit: metrics.token_cache.with_label_values(&["hit"]),
+            cache_miss: metrics.token_cache.with_label_values(&["miss"]),
             metrics,
         }
     }
@@ -288,18 +294,14 @@ impl Verifier {
                 cache.remove(&key);
                 return Err(AuthError::Expired);
             }
-            let key_present = issuer
-                .keys
-                .current()
-                .is_some_and(|set| set.keys.contains_key(&*v.kid));
-            if key_present {
-                self.metrics.token_cache.with_label_values(&["hit"]).inc();
+            if issuer.keys.still_has(v.key_set, &v.kid) {
+                self.cache_hit.inc();
                 return Ok(v);
             }
             // The signing key left the set: verify again from scratch (it will fail).
             cache.remove(&key);
         }
-        self.metrics.token_cache.with_label_values(&["miss"]).inc();
+        self.cache_miss.inc();
         let (v, _) = self.verify_uncached(token, now).await?;
         let v = Arc::new(v);
         cache.insert(key, Arc::clone(&v));
@@ -361,8 +363,8 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(AuthError::UnknownKid)?;
         let set = issuer.keys.current().ok_or(AuthError::KeysUnavailable)?;
-        let key = match set.keys.get(&kid) {
-            Some(k) => Arc::clone(k),
+        let (key, key_set) = match set.keys.get(&kid) {
+            Some(k) => (Arc::clone(k), set.serial),
             None => issuer
                 .keys
                 .refetch_for(&kid)
@@ -483,6 +485,7 @@ impl Verifier {
         let verified = Verified {
             issuer: idx,
             kid: kid.into(),
+            key_set,
             exp,
             token_use,
             clients,
