@@ -30,7 +30,7 @@ jwks_url = "http://127.0.0.1:9/jwks.json"
     let store = KeyStore::new(&config.issuers[0], Arc::clone(&metrics)).unwrap();
     store
         .install_jwks(
-            cognito_sidecar::demo::keys::jwks(&[&key])
+            cognito_sidecar::demo::keys::jwks(&[key])
                 .to_string()
                 .as_bytes(),
         )
