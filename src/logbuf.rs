@@ -51,11 +51,16 @@ impl BatchWriter {
                 let mut spare: Vec<u8> = Vec::with_capacity(64 * 1024);
                 loop {
                     let stopping = {
-                        let guard = s.buf.lock().unwrap_or_else(|e| e.into_inner());
-                        let (mut guard, _) = s
-                            .wake
-                            .wait_timeout(guard, interval)
-                            .unwrap_or_else(|e| e.into_inner());
+                        let mut guard = s.buf.lock().unwrap_or_else(|e| e.into_inner());
+                        // `stop` is set under this lock, so it cannot be missed between this
+                        // check and the wait.
+                        if !s.stop.load(Ordering::Acquire) {
+                            guard = s
+                                .wake
+                                .wait_timeout(guard, interval)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                        }
                         std::mem::swap(&mut *guard, &mut spare);
                         s.stop.load(Ordering::Acquire)
                     };
@@ -91,7 +96,10 @@ impl BatchWriter {
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
+        {
+            let _buf = self.shared.buf.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.stop.store(true, Ordering::Release);
+        }
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

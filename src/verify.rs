@@ -86,7 +86,7 @@ pub struct Verified {
     pub sub: Option<Box<str>>,
     pub client_id: Option<Box<str>>,
     pub jti: Option<Box<str>>,
-    /// Identity headers rendered from the claims, ready to insert.
+    /// Identity headers rendered from the claims, ready to insert (`claims_header` aside).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -475,13 +475,8 @@ impl Verifier {
                 headers.push((name.clone(), render_claim(v)?));
             }
         }
-        if let Some(name) = &self.forward.claims_header {
-            // The payload segment is base64url(JSON of the verified claims), canonical
-            // because it decoded strictly.
-            let v = HeaderValue::from_str(p64).map_err(|_| AuthError::Malformed)?;
-            headers.push((name.clone(), v));
-        }
-
+        // The claims header (base64url of the payload) is not kept here: the proxy takes it
+        // from the token on each request, which keeps cache entries small.
         let verified = Verified {
             issuer: idx,
             kid: kid.into(),
