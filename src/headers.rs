@@ -1,7 +1,7 @@
 //! Header hygiene on the way through: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed
 //! in `Connection`) are removed both ways; every configured identity header, the claims header,
-//! their underscore look-alikes and `X-Original-URL`/`X-Rewrite-URL` are removed from every
-//! request before anything is injected, so the upstream only ever sees identity the sidecar
+//! their underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL` and the method overrides
+//! (`X-HTTP-Method-Override`, ...) are removed from every request before anything is injected, so the upstream only ever sees identity the sidecar
 //! verified.
 
 use std::collections::HashSet;
@@ -12,6 +12,8 @@ use crate::config::ForwardConfig;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+// RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -27,7 +29,33 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::PROXY_AUTHENTICATE
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION
+        || name == HTTP2_SETTINGS
 }
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    // RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
+    "http2-settings",
+];
+
+/// Headers the proxy frames or sets itself. Their underscore look-alikes (`Transfer_Encoding`,
+/// `Content_Length`, `X_Forwarded_Proto`) mean nothing to the sidecar, but CGI-style upstreams
+/// read `_` as `-` and would frame the body another way, or believe a client-chosen value.
+const MANAGED: &[&str] = &[
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
 
 /// Headers a `Connection` list may not remove (the proxy manages them itself).
 const PROTECTED: &[&str] = &["host", "content-length", "x-request-id"];
@@ -42,6 +70,15 @@ const PATH_OVERRIDES: &[&str] = &[
     "x-forwarded-prefix",
 ];
 
+/// Headers that change the method on some upstream stacks (ASP.NET Core's
+/// `UseHttpMethodOverride`, Express `method-override`, Symfony): the method a route checked
+/// is the method the upstream runs, so these never pass.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1).
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has_token = |name: HeaderName, token: &str| {
@@ -53,10 +90,12 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-/// Removes hop-by-hop headers and the names listed in `Connection`.
+/// Removes hop-by-hop headers, the names listed in `Connection`, and the underscore look-alikes
+/// of hop-by-hop, framing and `Host` headers.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none: one pass over the names, no removal.
-    if !headers.keys().any(is_hop_by_hop) {
+    // Most requests carry none of these: one pass over the names, no allocation.
+    let suspicious = |k: &HeaderName| is_hop_by_hop(k) || k.as_str().contains('_');
+    if !headers.keys().any(suspicious) {
         return;
     }
     let mut doomed: Vec<HeaderName> = Vec::new();
@@ -72,7 +111,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             }
         }
     }
-    doomed.extend(headers.keys().filter(|k| is_hop_by_hop(k)).cloned());
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            doomed.push(name.clone());
+            continue;
+        }
+        let s = name.as_str();
+        if s.contains('_') {
+            let canon = canonical(s);
+            if HOP_BY_HOP.contains(&canon.as_str()) || MANAGED.contains(&canon.as_str()) {
+                doomed.push(name.clone());
+            }
+        }
+    }
     for name in doomed {
         headers.remove(name);
     }
@@ -96,6 +147,7 @@ impl IdentityHeaders {
             strip.insert(canonical(h.as_str()));
         }
         strip.extend(PATH_OVERRIDES.iter().map(|s| s.to_string()));
+        strip.extend(METHOD_OVERRIDES.iter().map(|s| s.to_string()));
         IdentityHeaders { strip }
     }
 
@@ -195,6 +247,8 @@ mod tests {
             ("X-AUTH-CLAIMS", "e30"),
             ("X-Original-URL", "/admin"),
             ("x_rewrite_url", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x_http_method", "DELETE"),
             ("X-Auth-Subject", "kept"),
             ("accept", "*/*"),
         ]);
@@ -215,6 +269,11 @@ mod tests {
             ("host", "example"),
             ("proxy-authorization", "Basic x"),
             ("accept", "*/*"),
+            ("transfer_encoding", "chunked"),
+            ("Content_Length", "50"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ("x_forwarded_proto", "https"),
+            ("keep_alive", "1"),
         ]);
         strip_hop_by_hop(&mut h);
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +28,24 @@ pub struct VerifyKey {
     pub key: DecodingKey,
     /// The JWK's `alg`, when it names one: tokens must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// The key material as the JWK gave it, to tell a changed key behind the same `kid`.
+    pub params: AlgorithmParameters,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyKey {
+    /// Whether `other` is the same key: same material and the same `alg` restriction.
+    pub fn same_key(&self, other: &VerifyKey) -> bool {
+        self.alg == other.alg && self.params == other.params
+    }
 }
 
 /// One fetched key set.
@@ -180,11 +198,18 @@ impl KeyStore {
         }
     }
 
-    /// Whether a token verified with key `kid` of set `serial` may still be trusted: the
-    /// set is still current (no lookup), or the current set still holds the kid.
-    pub fn still_has(&self, serial: u64, kid: &str) -> bool {
+    /// Whether a token verified with `key` (`kid`, from set `serial`) may still be trusted:
+    /// the set is still current (no lookup), or the current set holds the same key under
+    /// that kid (a kid re-used for other key material does not count).
+    pub fn still_has(&self, serial: u64, kid: &str, key: &Arc<VerifyKey>) -> bool {
         match &*self.current.load() {
-            Some(set) => set.serial == serial || set.keys.contains_key(kid),
+            Some(set) => {
+                set.serial == serial
+                    || set
+                        .keys
+                        .get(kid)
+                        .is_some_and(|k| Arc::ptr_eq(k, key) || k.same_key(key))
+            }
             None => false,
         }
     }
@@ -397,7 +422,16 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
             skip("duplicate kid");
             continue;
         }
-        out.insert(kid.clone(), Arc::new(VerifyKey { kid, key, alg }));
+        let params = jwk.algorithm.clone();
+        out.insert(
+            kid.clone(),
+            Arc::new(VerifyKey {
+                kid,
+                key,
+                alg,
+                params,
+            }),
+        );
     }
     if out.is_empty() {
         return Err(FetchError::NoKeys);

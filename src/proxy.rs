@@ -367,6 +367,33 @@ fn query_without(q: &str, name: &str) -> Option<String> {
     }
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, more than one, or one that is not a
+/// plain `host[:port]` is refused, so the upstream never has to choose between two hosts.
+/// (HTTP/1.0 may leave it out; HTTP/2 names the authority in a pseudo-header.)
+fn check_host<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProxyError::BadRequest("bad_host")),
+        (None, _) if req.version() == http::Version::HTTP_11 => {
+            Err(ProxyError::BadRequest("bad_host"))
+        }
+        (None, _) => Ok(()),
+        (Some(h), None) => {
+            let ok = h
+                .to_str()
+                .ok()
+                .filter(|s| !s.is_empty() && !s.contains('@'))
+                .and_then(|s| s.parse::<http::uri::Authority>().ok())
+                .is_some_and(|a| a.as_str().len() == h.len());
+            if ok {
+                Ok(())
+            } else {
+                Err(ProxyError::BadRequest("bad_host"))
+            }
+        }
+    }
+}
+
 fn is_preflight(req: &Request<Incoming>) -> bool {
     req.method() == Method::OPTIONS
         && req.headers().contains_key(header::ORIGIN)
@@ -388,6 +415,7 @@ async fn pipeline<'a>(
     if req.method() == Method::CONNECT {
         return Err(ProxyError::BadRequest("connect_not_supported"));
     }
+    check_host(&req)?;
     let path = crate::path::normalize(client_uri.path()).map_err(|e| {
         tracing::debug!(request_id, reason = e.as_str(), "path refused");
         ProxyError::BadRequest("bad_path")
@@ -551,6 +579,35 @@ async fn pipeline<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_must_be_one_plain_authority() {
+        let req = |v: http::Version, hosts: &[&str]| {
+            let mut b = Request::get("/").version(v);
+            for h in hosts {
+                b = b.header(header::HOST, *h);
+            }
+            b.body(()).unwrap()
+        };
+        let v11 = http::Version::HTTP_11;
+        assert!(check_host(&req(v11, &["a.example"])).is_ok());
+        assert!(check_host(&req(v11, &["a.example:8443"])).is_ok());
+        assert!(check_host(&req(v11, &["[::1]:80"])).is_ok());
+        assert!(check_host(&req(http::Version::HTTP_10, &[])).is_ok());
+        assert!(check_host(&req(http::Version::HTTP_2, &[])).is_ok());
+        for bad in [
+            &["a.example", "b.example"][..],
+            &["a.example", "a.example"],
+            &[],
+            &["a.example/admin"],
+            &["a b"],
+            &["user@a.example"],
+            &[""],
+            &["a.example?x"],
+        ] {
+            assert!(check_host(&req(v11, bad)).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn b64token_charset() {

@@ -280,11 +280,7 @@ fn compile_pattern(p: &mut Problems, key: &str, raw: &str, case: PathCase) -> Ve
         );
         return vec![];
     }
-    let text = match case {
-        PathCase::Insensitive => raw.to_ascii_lowercase(),
-        PathCase::Sensitive => raw.to_string(),
-    };
-    let mut parts: Vec<&str> = text.split('/').skip(1).collect();
+    let mut parts: Vec<&str> = raw.split('/').skip(1).collect();
     if parts.last() == Some(&"") {
         parts.pop();
     }
@@ -301,9 +297,13 @@ fn compile_pattern(p: &mut Problems, key: &str, raw: &str, case: PathCase) -> Ve
                 p.push(key, format!("{raw:?}: `*` must be a whole segment"))
             }
             lit => {
-                // The pattern must itself be in normal form, or it could never match.
+                // The pattern must itself be in normal form, or it could never match. Checked
+                // as written: lower-casing first would turn `%C3%A9` into a non-normal `%c3%a9`.
                 match crate::path::normalize(&format!("/{lit}")) {
-                    Ok(n) if n.as_ref() == format!("/{lit}") => segs.push(Seg::Lit(lit.into())),
+                    Ok(n) if n.as_ref() == format!("/{lit}") => segs.push(Seg::Lit(match case {
+                        PathCase::Insensitive => lit.to_ascii_lowercase().into(),
+                        PathCase::Sensitive => lit.into(),
+                    })),
                     Ok(n) => p.push(
                         key,
                         format!(
@@ -535,6 +535,21 @@ path = "/users/*/profile"
 path = "/"
 auth = "public"
 "#;
+
+    #[test]
+    fn escaped_segments_compile_in_both_case_modes() {
+        let routes = "[[routes]]\npath = \"/caf%C3%A9/**\"\nauth = \"deny\"\n";
+        for case in [PathCase::Insensitive, PathCase::Sensitive] {
+            let t = table(routes, case).unwrap_or_else(|e| panic!("{case:?}: {e:?}"));
+            assert_eq!(label(&t, "GET", "/caf%C3%A9/x"), "/caf%C3%A9/**");
+        }
+        let t = table(routes, PathCase::Insensitive).unwrap();
+        assert_eq!(label(&t, "GET", "/CAF%C3%A9/x"), "/caf%C3%A9/**");
+        let t = table(routes, PathCase::Sensitive).unwrap();
+        assert_eq!(label(&t, "GET", "/CAF%C3%A9/x"), "default");
+        // Still refused when not in normal form as written.
+        assert!(table("[[routes]]\npath = \"/caf%c3%a9\"\n", PathCase::Insensitive).is_err());
+    }
 
     #[test]
     fn lookup_follows_file_order_and_patterns() {

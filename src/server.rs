@@ -3,14 +3,17 @@
 //! graceful drain on shutdown.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -284,15 +287,38 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = cfg.header_read_timeout;
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             shared.metrics.connections_active.inc();
             let is_tls = tls.is_some();
             let conn = Conn { peer, tls: is_tls };
             match tls {
-                None => serve(stream, conn, &shared, &builder, watcher).await,
+                None => {
+                    serve(
+                        stream,
+                        conn,
+                        &shared,
+                        &builder,
+                        watcher,
+                        handshake_timeout,
+                        &cancel,
+                    )
+                    .await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve(s, conn, &shared, &builder, watcher).await,
+                        Ok(Ok(s)) => {
+                            serve(
+                                s,
+                                conn,
+                                &shared,
+                                &builder,
+                                watcher,
+                                handshake_timeout,
+                                &cancel,
+                            )
+                            .await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -316,9 +342,29 @@ async fn serve<S>(
     shared: &Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
+    head_timeout: Duration,
+    shutdown: &CancellationToken,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // hyper's header-read timeout only starts once hyper-util has told HTTP/1 from HTTP/2 by
+    // the first bytes, and that wait has no limit: a client that sends nothing (or part of
+    // the HTTP/2 preface) would hold its connection slot forever. Sniff here, with the limit.
+    let mut stream = stream;
+    // A shutdown ends the wait too (hyper would cancel its own first read the same way).
+    let sniffed = tokio::select! {
+        p = sniff(&mut stream, head_timeout) => p,
+        _ = shutdown.cancelled() => None,
+    };
+    let Some(prefix) = sniffed else {
+        tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout");
+        return;
+    };
+    let stream = Prefixed {
+        prefix,
+        pos: 0,
+        inner: stream,
+    };
     let shared2 = Arc::clone(shared);
     let svc = hyper::service::service_fn(move |req| {
         let state = shared2.state.load_full();
@@ -328,5 +374,132 @@ async fn serve<S>(
     let fut = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     if let Err(e) = watcher.watch(fut.into_owned()).await {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads the first bytes of a connection, just enough to tell the HTTP/2 preface from an
+/// HTTP/1 request line, within `limit`. `None` if the client closed, failed or was too slow.
+async fn sniff<S: AsyncRead + Unpin>(io: &mut S, limit: Duration) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(H2_PREFACE.len());
+    let read = async {
+        let mut chunk = [0u8; H2_PREFACE.len()];
+        while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) {
+            let want = H2_PREFACE.len() - buf.len();
+            match io.read(&mut chunk[..want]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(limit, read).await {
+        Ok(true) => Some(buf),
+        _ => None,
+    }
+}
+
+/// A stream that yields `prefix` (the sniffed bytes) before the rest of `inner`.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn sniff_stops_at_the_first_byte_that_is_not_the_preface() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let got = sniff(&mut server, Duration::from_secs(1)).await.unwrap();
+        assert!(!got.is_empty() && b"GET / HTTP/1.1\r\n".starts_with(&got));
+        let mut p = Prefixed {
+            prefix: got,
+            pos: 0,
+            inner: server,
+        };
+        let mut all = vec![0u8; 16];
+        p.read_exact(&mut all).await.unwrap();
+        assert_eq!(all, b"GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn sniff_reads_the_whole_preface_and_no_more() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(H2_PREFACE).await.unwrap();
+        client.write_all(b"frames").await.unwrap();
+        assert_eq!(
+            sniff(&mut server, Duration::from_secs(1)).await.unwrap(),
+            H2_PREFACE
+        );
+    }
+
+    #[tokio::test]
+    async fn sniff_gives_up_on_silence_a_partial_preface_and_eof() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        assert!(sniff(&mut server, Duration::from_millis(50))
+            .await
+            .is_none());
+        client.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        assert!(sniff(&mut server, Duration::from_millis(50))
+            .await
+            .is_none());
+        drop(client);
+        assert!(sniff(&mut server, Duration::from_millis(50))
+            .await
+            .is_none());
     }
 }

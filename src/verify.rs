@@ -1,14 +1,15 @@
 //! Token verification: a compact JWS in, verified claims (and the identity headers they
 //! render to) out, or one specific [`AuthError`].
 //!
-//! Order: size cap, structure and strict base64url, header (algorithm from the issuer's
-//! allow-list only; `crit` refused; `jwk`/`jku`/`x5u`/`x5c` never used), payload (a JSON
+//! Order: size cap, structure and strict base64url, header (a JSON object without duplicate
+//! keys; algorithm from the issuer's allow-list only; `crit` and `b64` refused; `jwk`/`jku`/`x5u`/`x5c` never used), payload (a JSON
 //! object without duplicate keys), issuer by exact `iss`, key by `kid` with the JWK's own
 //! `alg` and type, signature (jsonwebtoken on aws-lc-rs), then time claims and Cognito's
 //! `token_use` / `client_id` / `aud` rules. Successful verifications are cached by SHA-256
-//! of the token until `exp`; a hit re-checks expiry and that the signing key is still in the
-//! issuer's key set.
+//! of the token until `exp`; a hit re-checks expiry and that the signing key (its material, not
+//! only its `kid`) is still in the issuer's key set.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy};
-use crate::jwks::KeyStore;
+use crate::jwks::{KeyStore, VerifyKey};
 use crate::metrics::Metrics;
 
 /// Why a token was refused. Each is the `error_description`, the log reason and the label.
@@ -77,6 +78,9 @@ pub struct Verified {
     pub kid: Box<str>,
     /// Serial of the key set the token was verified with: while it is current, so is the key.
     key_set: u64,
+    /// The key that verified the signature: after a refresh, a cache hit needs the issuer's
+    /// set to still hold this key (not merely this `kid`) under its `kid`.
+    pub key: Arc<VerifyKey>,
     pub exp: i64,
     pub token_use: Option<TokenUse>,
     /// `client_id` for access tokens, the `aud` values otherwise.
@@ -119,17 +123,27 @@ pub struct Verifier {
     cache_miss: prometheus::IntCounter,
 }
 
-/// The JOSE header fields this verifier reads. Unknown fields are ignored; a duplicated field
-/// is an error (serde refuses duplicates in structs).
+/// The JOSE header fields this verifier reads, taken from a header that parsed as a
+/// [`StrictObject`] (a JSON object without duplicate keys). Unknown fields are ignored.
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
-    #[serde(default)]
-    b64: Option<Value>,
+}
+
+/// Parses a JOSE header: a JSON object (never an array, which serde would otherwise read
+/// as a struct), no key twice, and no `crit` or `b64` in any form, `null` included: no JWS
+/// extension is understood here, so any critical one must be refused (RFC 7515 §4.1.11), and
+/// `b64` (RFC 7797) changes what is signed.
+fn jose_header(bytes: &[u8]) -> Result<JoseHeader, AuthError> {
+    let map = serde_json::from_slice::<StrictObject>(bytes)
+        .map_err(|_| AuthError::Malformed)?
+        .0;
+    if map.contains_key("crit") || map.contains_key("b64") {
+        return Err(AuthError::Malformed);
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|_| AuthError::Malformed)
 }
 
 /// A JSON object that refuses duplicate keys (which JSON parsers resolve differently).
@@ -207,6 +221,25 @@ fn str_list(v: Option<&Value>) -> Vec<Box<str>> {
 
 fn opt_str(m: &Map<String, Value>, k: &str) -> Option<Box<str>> {
     m.get(k).and_then(Value::as_str).map(Into::into)
+}
+
+/// A claim in the shape the route rules read it, for forwarding: `scope` only as a string and
+/// `cognito:groups` only as its string elements, so the upstream never reads a scope or a group
+/// the sidecar did not grant (a bare `"cognito:groups": "readers,admins"` grants no group, and
+/// must not arrive as `X-Auth-Groups: readers,admins`). `None`: leave the header absent.
+fn as_granted<'v>(claim: &str, v: &'v Value) -> Option<Cow<'v, Value>> {
+    match (claim, v) {
+        ("scope", Value::String(_)) => Some(Cow::Borrowed(v)),
+        ("scope", _) => None,
+        ("cognito:groups", Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(Cow::Borrowed(v))
+        }
+        ("cognito:groups", Value::Array(items)) => Some(Cow::Owned(Value::Array(
+            items.iter().filter(|i| i.is_string()).cloned().collect(),
+        ))),
+        ("cognito:groups", _) => None,
+        _ => Some(Cow::Borrowed(v)),
+    }
 }
 
 /// Escapes `%` and `,` inside one element of a joined list.
@@ -294,7 +327,7 @@ impl Verifier {
                 cache.remove(&key);
                 return Err(AuthError::Expired);
             }
-            if issuer.keys.still_has(v.key_set, &v.kid) {
+            if issuer.keys.still_has(v.key_set, &v.kid, &v.key) {
                 self.cache_hit.inc();
                 return Ok(v);
             }
@@ -327,13 +360,7 @@ impl Verifier {
         if h64.is_empty() || p64.is_empty() || s64.is_empty() {
             return Err(AuthError::Malformed);
         }
-        let header: JoseHeader =
-            serde_json::from_slice(&b64(h64)?).map_err(|_| AuthError::Malformed)?;
-        if header.crit.is_some() || header.b64.is_some() {
-            // No JWS extension is understood here, so any critical one must be refused
-            // (RFC 7515 §4.1.11); `b64` (RFC 7797) changes what is signed.
-            return Err(AuthError::Malformed);
-        }
+        let header = jose_header(&b64(h64)?)?;
         let alg = match header.alg.as_str() {
             "RS256" => Algorithm::RS256,
             "RS384" => Algorithm::RS384,
@@ -471,8 +498,8 @@ impl Verifier {
 
         let mut headers = Vec::with_capacity(self.forward.headers.len() + 1);
         for (name, claim) in &self.forward.headers {
-            if let Some(v) = claims.get(claim) {
-                headers.push((name.clone(), render_claim(v)?));
+            if let Some(v) = claims.get(claim).and_then(|v| as_granted(claim, v)) {
+                headers.push((name.clone(), render_claim(&v)?));
             }
         }
         // The claims header (base64url of the payload) is not kept here: the proxy takes it
@@ -481,6 +508,7 @@ impl Verifier {
             issuer: idx,
             kid: kid.into(),
             key_set,
+            key,
             exp,
             token_use,
             clients,
@@ -531,11 +559,38 @@ mod tests {
     }
 
     #[test]
+    fn scope_and_groups_are_forwarded_as_granted() {
+        let g = |v: Value| as_granted("cognito:groups", &v).map(|c| c.into_owned());
+        assert_eq!(g(json!(["a", "b"])), Some(json!(["a", "b"])));
+        assert_eq!(g(json!(["a", 1, ["b"]])), Some(json!(["a"])));
+        assert_eq!(g(json!("a,b")), None);
+        assert_eq!(g(json!(null)), None);
+        let s = |v: Value| as_granted("scope", &v).map(|c| c.into_owned());
+        assert_eq!(s(json!("a b")), Some(json!("a b")));
+        assert_eq!(s(json!(["a"])), None);
+        assert_eq!(
+            as_granted("username", &json!(["x"])).map(|c| c.into_owned()),
+            Some(json!(["x"]))
+        );
+    }
+
+    #[test]
     fn duplicate_claims_are_refused() {
         assert!(serde_json::from_str::<StrictObject>(r#"{"a":1,"b":2}"#).is_ok());
         assert!(serde_json::from_str::<StrictObject>(r#"{"sub":"a","sub":"b"}"#).is_err());
         assert!(serde_json::from_str::<StrictObject>(r#"[1]"#).is_err());
-        assert!(serde_json::from_str::<JoseHeader>(r#"{"alg":"RS256","alg":"none"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","alg":"none"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","jku":"a","jku":"b"}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","kid":"k"}"#).is_ok());
+    }
+
+    #[test]
+    fn jose_headers_are_objects_without_extensions() {
+        assert!(jose_header(br#"["RS256","kid-a"]"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","crit":null}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","b64":null}"#).is_err());
+        assert!(jose_header(br#"{"alg":"RS256","crit":[]}"#).is_err());
+        assert!(jose_header(b"null").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod forward;
+mod hardening;
 mod interop;
 mod routes;
 mod support;

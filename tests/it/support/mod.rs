@@ -562,7 +562,8 @@ impl Reply {
     }
 }
 
-/// Sends one request on a fresh HTTP/1.1 connection, target exactly as written.
+/// Sends one request on a fresh HTTP/1.1 connection, target exactly as written (with
+/// `Host: sidecar.test` unless `headers` name a host).
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -586,10 +587,10 @@ pub async fn try_request(
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("host", "sidecar.test");
+    let mut b = Request::builder().method(method).uri(target);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        b = b.header("host", "sidecar.test");
+    }
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
