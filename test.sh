@@ -39,7 +39,7 @@ moto_server="$(command -v moto_server)"
 echo "$moto_versions, moto_server at $moto_server"
 
 section "shellcheck (scripts)"
-shellcheck test.sh .ci/run bench/*.sh fuzz/run.sh
+shellcheck test.sh .ci/run bench/*.sh bench/compare fuzz/run.sh
 echo "ok"
 
 section "hadolint Dockerfile"

@@ -39,26 +39,12 @@ ROUTE_PATH=/weatherforecast
 OUT_DIR=${OUT_DIR:-bench/out}
 export RUST_LOG=${RUST_LOG:-info}
 
-log() { printf '>> %s\n' "$*" >&2; }
-die() { printf 'bench/load.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- tools ------------------------------------------------------------------
-install_missing() {
-  local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
-  command -v curl >/dev/null || missing+=(curl)
-  ((${#missing[@]} == 0)) && return
-  log "installing ${missing[*]} (apt)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-install_missing
+apt_install_missing wrk:wrk nginx:nginx curl:curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # --- processes we start, stopped on exit by their pid -----------------------
 WORK=$(mktemp -d /tmp/cognito-sidecar-bench.XXXXXX)
@@ -80,21 +66,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Poll URL until it answers 2xx, at most ~10 s; fail early if PID died.
-wait_http() {
-  local url=$1 pid=$2 i
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || die "process $pid exited while waiting for $url"
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "no 2xx from $url within ~10 s"
-}
-
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } # utime + stime
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-CLK_TCK=$(getconf CLK_TCK)
 
 # --- upstream: one nginx process, static answer -----------------------------
 NGINX_PORT=$(free_port)
@@ -184,7 +155,8 @@ TOML
       printf 'scopes = %s\n' "$ROUTE_SCOPES"
     fi
   } >"$WORK/config.toml"
-  "$SIDECAR_BIN" run --config "$WORK/config.toml" >"$WORK/sidecar.log" 2>&1 &
+  # SIDECAR_BIN would read as a config override (SIDECAR_<KEY>): not for the child.
+  env -u SIDECAR_BIN "$SIDECAR_BIN" run --config "$WORK/config.toml" >"$WORK/sidecar.log" 2>&1 &
   SIDECAR_PID=$!
   wait_http "http://127.0.0.1:$ADMIN_PORT$READY_PATH" "$SIDECAR_PID"
   SIDECAR_URL="http://127.0.0.1:$SIDECAR_PORT$ROUTE_PATH"
@@ -205,14 +177,6 @@ RSS_IDLE_KB=
 [[ -n $SIDECAR_PID ]] && RSS_IDLE_KB=$(status_kb "$SIDECAR_PID" VmRSS)
 
 # --- rounds -------------------------------------------------------------------
-# wrk prints latencies as 123.45us / 1.23ms / 1.23s: normalise to ms.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
-    printf "%.3f", n }'
-}
-
 # run_wrk NAME URL DURATION -> sets RPS P50 P99 REQS, fails on errors
 run_wrk() {
   local name=$1 url=$2 dur=$3 out
@@ -227,9 +191,6 @@ run_wrk() {
   P50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
   P99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
 }
-
-# us of CPU per request from a tick delta
-per_req_us() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.1f", (n > 0) ? t / hz * 1e6 / n : 0 }'; }
 
 ROWS=()
 declare -A SERIES=()
@@ -263,10 +224,6 @@ done
 
 RSS_PEAK_KB=
 [[ -n $SIDECAR_PID ]] && RSS_PEAK_KB=$(status_kb "$SIDECAR_PID" VmHWM)
-
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-num() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # --- report -------------------------------------------------------------------
 report() {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench";
 
-fn setup(cache_entries: usize) -> (Verifier, String) {
+fn setup(key: &SigningKey, cache_entries: usize) -> (Verifier, String) {
     let text = r#"
 [upstream]
 url = "http://127.0.0.1:5000"
@@ -26,12 +26,11 @@ user_pool_id = "eu-west-1_Bench"
 jwks_url = "http://127.0.0.1:9/jwks.json"
 "#;
     let config = Config::from_toml_str("bench.toml", text, &[]).unwrap();
-    let key = SigningKey::generate("bench-kid").unwrap();
     let metrics = Arc::new(Metrics::new());
     let store = KeyStore::new(&config.issuers[0], Arc::clone(&metrics)).unwrap();
     store
         .install_jwks(
-            cognito_sidecar::demo::keys::jwks(&[&key])
+            cognito_sidecar::demo::keys::jwks(&[key])
                 .to_string()
                 .as_bytes(),
         )
@@ -69,8 +68,9 @@ fn verify(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (cold, token) = setup(0);
-    let (warm, _) = setup(1000);
+    let key = SigningKey::generate("bench-kid").unwrap();
+    let (cold, token) = setup(&key, 0);
+    let (warm, _) = setup(&key, 1000);
     let warm_token = token.clone();
     let now = now_secs();
     rt.block_on(warm.verify(&warm_token, now)).unwrap();

@@ -578,6 +578,12 @@ impl Config {
                 }
             },
         };
+        if default.auth == AuthMode::Required && issuers.is_empty() {
+            p.push(
+                "default.auth",
+                "\"required\" needs at least one [[issuers]] entry (or set \"deny\" / \"public\")",
+            );
+        }
         let mut routes = routes::compile(&mut p, &raw.routes, default.path_case, &issuers);
         routes.set_default(default.auth);
         let token = validate_token(&mut p, &raw.token);
@@ -1317,6 +1323,16 @@ name = "a"
         let c = Config::from_toml_str("t.toml", "[upstream]\nurl=\"http://127.0.0.1:1\"\n", &env)
             .unwrap();
         assert_eq!(c.issuers.len(), 1);
+    }
+
+    #[test]
+    fn required_without_issuers_is_an_error() {
+        let p = problems("[upstream]\nurl = \"http://127.0.0.1:1\"\n");
+        assert_eq!(p[0].key, "default.auth");
+        assert!(
+            load("[upstream]\nurl = \"http://127.0.0.1:1\"\n[default]\nauth = \"public\"\n")
+                .is_ok()
+        );
     }
 
     #[test]

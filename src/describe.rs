@@ -225,6 +225,9 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
             for (h, val) in &v.headers {
                 let _ = writeln!(o, "  {}: {}", h, val.to_str().unwrap_or("<binary>"));
             }
+            if let (Some(h), Some(p)) = (&c.forward.claims_header, token.split('.').nth(1)) {
+                let _ = writeln!(o, "  {h}: {p}");
+            }
             Some(v)
         }
         Err(e) => {

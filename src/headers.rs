@@ -10,7 +10,28 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::ForwardConfig;
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+// RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Hop-by-hop headers that never cross the proxy (RFC 9110 §7.6.1; RFC 7230 §6.1's list).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == HTTP2_SETTINGS
+}
+
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -72,33 +93,39 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, the names listed in `Connection`, and the underscore look-alikes
 /// of hop-by-hop, framing and `Host` headers.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut listed: Vec<HeaderName> = Vec::new();
+    // Most requests carry none of these: one pass over the names, no allocation.
+    let suspicious = |k: &HeaderName| is_hop_by_hop(k) || k.as_str().contains('_');
+    if !headers.keys().any(suspicious) {
+        return;
+    }
+    let mut doomed: Vec<HeaderName> = Vec::new();
     for v in headers.get_all(header::CONNECTION) {
         if let Ok(s) = v.to_str() {
             for token in s.split(',') {
                 let t = token.trim();
                 if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
                     if !PROTECTED.contains(&name.as_str()) {
-                        listed.push(name);
+                        doomed.push(name);
                     }
                 }
             }
         }
     }
     for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            doomed.push(name.clone());
+            continue;
+        }
         let s = name.as_str();
         if s.contains('_') {
             let canon = canonical(s);
             if HOP_BY_HOP.contains(&canon.as_str()) || MANAGED.contains(&canon.as_str()) {
-                listed.push(name.clone());
+                doomed.push(name.clone());
             }
         }
     }
-    for name in listed {
+    for name in doomed {
         headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
     }
 }
 
@@ -156,9 +183,8 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let xff = HeaderName::from_static("x-forwarded-for");
     let mut value = String::new();
-    for v in headers.get_all(&xff) {
+    for v in headers.get_all(&XFF) {
         if let Ok(s) = v.to_str() {
             if !s.trim().is_empty() {
                 value.push_str(s.trim());
@@ -168,19 +194,15 @@ pub fn set_forwarded(
     }
     value.push_str(&peer.to_string());
     if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(xff, v);
+        headers.insert(XFF.clone(), v);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
-    let xfh = HeaderName::from_static("x-forwarded-host");
+    headers.insert(XFP.clone(), HeaderValue::from_static(proto));
     match host {
         Some(h) => {
-            headers.insert(xfh, h);
+            headers.insert(XFH.clone(), h);
         }
         None => {
-            headers.remove(xfh);
+            headers.remove(&XFH);
         }
     }
 }

@@ -52,7 +52,12 @@ impl VerifyKey {
 pub struct KeySet {
     pub keys: HashMap<String, Arc<VerifyKey>>,
     pub fetched_at: SystemTime,
+    /// Unique per set (process-wide), so a cached verification can tell cheaply whether the
+    /// set it used is still the current one.
+    pub serial: u64,
 }
+
+static SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// Why a fetch failed (logged and counted; the last good set stays).
 #[derive(Debug, thiserror::Error)]
@@ -193,9 +198,25 @@ impl KeyStore {
         }
     }
 
+    /// Whether a token verified with `key` (`kid`, from set `serial`) may still be trusted:
+    /// the set is still current (no lookup), or the current set holds the same key under
+    /// that kid (a kid re-used for other key material does not count).
+    pub fn still_has(&self, serial: u64, kid: &str, key: &Arc<VerifyKey>) -> bool {
+        match &*self.current.load() {
+            Some(set) => {
+                set.serial == serial
+                    || set
+                        .keys
+                        .get(kid)
+                        .is_some_and(|k| Arc::ptr_eq(k, key) || k.same_key(key))
+            }
+            None => false,
+        }
+    }
+
     /// A `kid` not in the current set: refetch at once unless throttled. Concurrent callers
-    /// share one fetch. Returns the key if the new set has it.
-    pub async fn refetch_for(&self, kid: &str) -> Option<Arc<VerifyKey>> {
+    /// share one fetch. Returns the key (and its set's serial) if the new set has it.
+    pub async fn refetch_for(&self, kid: &str) -> Option<(Arc<VerifyKey>, u64)> {
         let seen = self.generation.load(Ordering::Acquire);
         if self.throttled() {
             return None;
@@ -205,7 +226,8 @@ impl KeyStore {
             tracing::info!(issuer = %self.name, "unknown kid: refetching the key set");
             let _ = self.fetch_and_store().await;
         }
-        self.current().and_then(|s| s.keys.get(kid).cloned())
+        self.current()
+            .and_then(|s| s.keys.get(kid).map(|k| (Arc::clone(k), s.serial)))
     }
 
     /// Installs a key set from a JWKS document as if it had been fetched (benchmarks and
@@ -417,6 +439,7 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
     Ok(KeySet {
         keys: out,
         fetched_at: SystemTime::now(),
+        serial: SERIAL.fetch_add(1, Ordering::Relaxed),
     })
 }
 

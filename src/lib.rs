@@ -16,6 +16,7 @@ pub mod error;
 pub mod headers;
 pub mod jwks;
 pub mod lifecycle;
+pub mod logbuf;
 pub mod metrics;
 pub mod path;
 pub mod proxy;

@@ -159,29 +159,24 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    // Buffered: the writer thread flushes after each batch, so a busy sidecar makes one
-    // write per batch of lines instead of one per line.
-    init_logging_to(
-        format,
-        "info",
-        Box::new(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        )),
-    )
+fn init_logging(format: LogFormat) -> cognito_sidecar::logbuf::FlushGuard {
+    init_logging_to(format, "info", Box::new(std::io::stdout()))
 }
 
+/// Logs go through [`cognito_sidecar::logbuf::BatchWriter`]: written out every 100 ms, at most
+/// 8 MiB held, never blocking a request.
 fn init_logging_to(
     format: LogFormat,
     default_filter: &str,
     out: Box<dyn std::io::Write + Send>,
-) -> tracing_appender::non_blocking::WorkerGuard {
+) -> cognito_sidecar::logbuf::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(out);
+    let (writer, guard) = cognito_sidecar::logbuf::BatchWriter::new(
+        out,
+        std::time::Duration::from_millis(100),
+        8 * 1024 * 1024,
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -338,7 +333,16 @@ fn token(flow: TokenFlow) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
                 if json {
-                    serde_json::to_string_pretty(&r)?
+                    // Cognito's own shape, as `aws cognito-idp initiate-auth` prints it.
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "AuthenticationResult": {
+                            "AccessToken": r.access_token,
+                            "IdToken": r.id_token,
+                            "RefreshToken": r.refresh_token,
+                            "ExpiresIn": r.expires_in,
+                            "TokenType": r.token_type,
+                        }
+                    }))?
                 } else if id_token {
                     r.id_token
                 } else {

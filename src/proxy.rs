@@ -432,6 +432,7 @@ async fn pipeline<'a>(
         && headers::is_websocket_upgrade(req.headers());
     let preflight = cfg.default.preflight_forward && is_preflight(&req);
     let mut token_source = None;
+    let mut claims_value: Option<HeaderValue> = None;
     match rule.auth {
         AuthMode::Deny => return Err(ProxyError::Denied),
         AuthMode::Public => {}
@@ -449,6 +450,14 @@ async fn pipeline<'a>(
                     e => ProxyError::Unauthorized(e),
                 })?;
             outcome.verified = Some(Arc::clone(&verified));
+            // The payload segment is base64url(JSON of the verified claims), canonical
+            // because it decoded strictly.
+            if cfg.forward.claims_header.is_some() {
+                claims_value = token
+                    .split('.')
+                    .nth(1)
+                    .and_then(|p| HeaderValue::from_str(p).ok());
+            }
             rule.authorize(&verified.grant())
                 .map_err(|reason| ProxyError::Forbidden {
                     reason,
@@ -485,6 +494,9 @@ async fn pipeline<'a>(
         for (name, value) in &v.headers {
             h.insert(name.clone(), value.clone());
         }
+    }
+    if let (Some(name), Some(value)) = (&cfg.forward.claims_header, claims_value) {
+        h.insert(name.clone(), value);
     }
     headers::set_forwarded(
         h,

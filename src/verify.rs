@@ -76,8 +76,10 @@ pub struct Verified {
     /// Index of the issuer in the config.
     pub issuer: usize,
     pub kid: Box<str>,
-    /// The key that verified the signature: a cache hit needs the issuer's set to still hold
-    /// this key (not merely this `kid`) under its `kid`.
+    /// Serial of the key set the token was verified with: while it is current, so is the key.
+    key_set: u64,
+    /// The key that verified the signature: after a refresh, a cache hit needs the issuer's
+    /// set to still hold this key (not merely this `kid`) under its `kid`.
     pub key: Arc<VerifyKey>,
     pub exp: i64,
     pub token_use: Option<TokenUse>,
@@ -88,7 +90,7 @@ pub struct Verified {
     pub sub: Option<Box<str>>,
     pub client_id: Option<Box<str>>,
     pub jti: Option<Box<str>>,
-    /// Identity headers rendered from the claims, ready to insert.
+    /// Identity headers rendered from the claims, ready to insert (`claims_header` aside).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -117,6 +119,8 @@ pub struct Verifier {
     max_bytes: usize,
     cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verified>>>,
     metrics: Arc<Metrics>,
+    cache_hit: prometheus::IntCounter,
+    cache_miss: prometheus::IntCounter,
 }
 
 /// The JOSE header fields this verifier reads, taken from a header that parsed as a
@@ -287,6 +291,8 @@ impl Verifier {
             forward,
             max_bytes,
             cache: (cache_entries > 0).then(|| quick_cache::sync::Cache::new(cache_entries)),
+            cache_hit: metrics.token_cache.with_label_values(&["hit"]),
+            cache_miss: metrics.token_cache.with_label_values(&["miss"]),
             metrics,
         }
     }
@@ -321,19 +327,14 @@ impl Verifier {
                 cache.remove(&key);
                 return Err(AuthError::Expired);
             }
-            let key_present = issuer.keys.current().is_some_and(|set| {
-                set.keys
-                    .get(&*v.kid)
-                    .is_some_and(|k| Arc::ptr_eq(k, &v.key) || k.same_key(&v.key))
-            });
-            if key_present {
-                self.metrics.token_cache.with_label_values(&["hit"]).inc();
+            if issuer.keys.still_has(v.key_set, &v.kid, &v.key) {
+                self.cache_hit.inc();
                 return Ok(v);
             }
             // The signing key left the set: verify again from scratch (it will fail).
             cache.remove(&key);
         }
-        self.metrics.token_cache.with_label_values(&["miss"]).inc();
+        self.cache_miss.inc();
         let (v, _) = self.verify_uncached(token, now).await?;
         let v = Arc::new(v);
         cache.insert(key, Arc::clone(&v));
@@ -389,8 +390,8 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(AuthError::UnknownKid)?;
         let set = issuer.keys.current().ok_or(AuthError::KeysUnavailable)?;
-        let key = match set.keys.get(&kid) {
-            Some(k) => Arc::clone(k),
+        let (key, key_set) = match set.keys.get(&kid) {
+            Some(k) => (Arc::clone(k), set.serial),
             None => issuer
                 .keys
                 .refetch_for(&kid)
@@ -501,16 +502,12 @@ impl Verifier {
                 headers.push((name.clone(), render_claim(&v)?));
             }
         }
-        if let Some(name) = &self.forward.claims_header {
-            // The payload segment is base64url(JSON of the verified claims), canonical
-            // because it decoded strictly.
-            let v = HeaderValue::from_str(p64).map_err(|_| AuthError::Malformed)?;
-            headers.push((name.clone(), v));
-        }
-
+        // The claims header (base64url of the payload) is not kept here: the proxy takes it
+        // from the token on each request, which keeps cache entries small.
         let verified = Verified {
             issuer: idx,
             kid: kid.into(),
+            key_set,
             key,
             exp,
             token_use,

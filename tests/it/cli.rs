@@ -313,3 +313,72 @@ async fn a_large_download_streams_with_flat_memory() {
         "peak RSS {peak} KiB vs idle {idle} KiB: the body was buffered"
     );
 }
+
+#[tokio::test]
+async fn inspect_says_which_issuer_accepts_a_token_and_which_routes_it_may_call() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        "http://127.0.0.1:5000",
+        &jwks.url(),
+        "[[routes]]\npath = \"/health\"\nauth = \"public\"\n[[routes]]\npath = \"/weatherforecast\"\nscopes = [\"dotnet-demo/dotnet\"]\n[[routes]]\npath = \"/me\"\ngroups_any = [\"readers\"]\n[[routes]]\npath = \"/admin/**\"\nauth = \"deny\"\n",
+    );
+    let inspect = |token: String| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(BIN)
+                    .args(["inspect", "--config"])
+                    .arg(&file)
+                    .arg(token)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = inspect(sign(&access_claims("dotnet-demo/dotnet"))).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("accepted by issuer \"test\" (kid kid-a)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("x-auth-sub: {CLIENT}")), "{text}");
+    let verdict = |route: &str| {
+        text.lines()
+            .find(|l| l.starts_with(route))
+            .unwrap_or_else(|| panic!("no line for {route}: {text}"))
+            .to_string()
+    };
+    assert!(verdict("/health").ends_with("yes (public)"));
+    assert!(verdict("/weatherforecast").ends_with("yes"));
+    assert!(
+        verdict("/me").contains("no: missing_group (needs groups any of [readers])"),
+        "{text}"
+    );
+    assert!(verdict("/admin/**").contains("no: denied"));
+
+    let mut expired = access_claims("dotnet-demo/dotnet");
+    expired["exp"] = serde_json::json!(now() - 3600);
+    let out = inspect(format!("Bearer {}", sign(&expired))).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rejected: expired"), "{text}");
+    assert!(text.contains("no: token rejected"), "{text}");
+
+    let mut other = access_claims("x");
+    other["iss"] = serde_json::json!("https://elsewhere.example");
+    let out = inspect(sign(&other)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "wrong_issuer: iss \"https://elsewhere.example\" is none of the configured issuers"
+        ),
+        "{text}"
+    );
+
+    let out = inspect("garbage".into()).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not a JWT: malformed"));
+}

@@ -215,7 +215,8 @@ async fn demo_flows_replayed_with_the_token_commands() {
     ]);
     assert_eq!(code, Some(0));
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let id = json["id_token"].as_str().unwrap();
+    let id = json["AuthenticationResult"]["IdToken"].as_str().unwrap();
+    assert_eq!(json["AuthenticationResult"]["TokenType"], "Bearer");
     assert_eq!(call(sidecar, "/me", id).await.status, 200);
 
     // Each failure: exit 1 and one clear line.

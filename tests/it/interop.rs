@@ -564,11 +564,11 @@ async fn moto_token_password_subcommand() {
     );
     let result: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("--json printed no JSON ({e}): {stdout}"));
-    let field = |pascal: &str, snake: &str| -> Value {
-        result
+    // Cognito's own shape: {"AuthenticationResult": {"AccessToken", ...}}.
+    let field = |pascal: &str, _snake: &str| -> Value {
+        result["AuthenticationResult"]
             .get(pascal)
-            .or_else(|| result.get(snake))
-            .unwrap_or_else(|| panic!("--json has no {pascal} / {snake}: {result}"))
+            .unwrap_or_else(|| panic!("--json has no AuthenticationResult.{pascal}: {result}"))
             .clone()
     };
     assert_eq!(field("TokenType", "token_type"), "Bearer", "{result}");

@@ -1,0 +1,69 @@
+//! Writes what the load benchmarks need: a JWKS, one Cognito-style access token, a pool of
+//! distinct valid tokens (for cold verification), and tokens that must be rejected.
+//!
+//! `cargo run --release --example bench_tokens -- OUT_DIR ISSUER [COUNT]`
+//!
+//! Files: `jwks.json`, `token.txt` (scope `dotnet-demo/dotnet`), `tokens.txt` (COUNT tokens,
+//! one per line, distinct `jti`), `bad_signature.txt`, `no_scope.txt`.
+
+use std::io::Write;
+
+use cognito_sidecar::demo::keys::{self, SigningKey};
+use serde_json::json;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let out = std::path::PathBuf::from(args.next().expect("OUT_DIR"));
+    let iss = args.next().expect("ISSUER");
+    let count: usize = args
+        .next()
+        .map(|c| c.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    std::fs::create_dir_all(&out)?;
+    let key = SigningKey::generate(keys::random_kid())?;
+    let other = SigningKey::generate(key.kid())?;
+    let now = cognito_sidecar::verify::now_secs();
+    let claims = |jti: &str, scope: &str| {
+        json!({
+            "sub": "4qf1r2p7a8s9d0f1g2h3j4k5l6",
+            "token_use": "access",
+            "scope": scope,
+            "auth_time": now,
+            "iss": iss,
+            "exp": now + 24 * 3600,
+            "iat": now,
+            "version": 2,
+            "jti": jti,
+            "client_id": "4qf1r2p7a8s9d0f1g2h3j4k5l6",
+        })
+    };
+    std::fs::write(out.join("jwks.json"), keys::jwks(&[&key]).to_string())?;
+    std::fs::write(
+        out.join("token.txt"),
+        key.sign(&claims(
+            "5e0f9c3a-1b2d-4e6f-8a9b-0c1d2e3f4a5b",
+            "dotnet-demo/dotnet",
+        )),
+    )?;
+    std::fs::write(
+        out.join("bad_signature.txt"),
+        other.sign(&claims("bad", "dotnet-demo/dotnet")),
+    )?;
+    std::fs::write(
+        out.join("no_scope.txt"),
+        key.sign(&claims("noscope", "other/scope")),
+    )?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("tokens.txt"))?);
+    for i in 0..count {
+        let jti = format!("{:08x}-1b2d-4e6f-8a9b-{:012x}", i, i);
+        writeln!(f, "{}", key.sign(&claims(&jti, "dotnet-demo/dotnet")))?;
+    }
+    f.flush()?;
+    let len = std::fs::read_to_string(out.join("token.txt"))?.len();
+    eprintln!(
+        "wrote {} (token {len} bytes, {count} pool tokens)",
+        out.display()
+    );
+    Ok(())
+}
