@@ -241,11 +241,25 @@ enum Source {
 
 /// RFC 6750 §2.1 b64token: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"` then `=`*.
 fn is_b64token(t: &str) -> bool {
+    // A table lookup per byte: tokens are ~1 KiB and this runs on every protected request.
+    const TABLE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b'_'
+                || b == b'~'
+                || b == b'+'
+                || b == b'/';
+            i += 1;
+        }
+        t
+    };
     let body = t.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    !body.is_empty() && body.bytes().all(|b| TABLE[b as usize])
 }
 
 /// Finds the bearer token: exactly one `Authorization: Bearer`, else the configured cookie,
