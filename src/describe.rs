@@ -23,12 +23,7 @@ pub fn effective(c: &Config) -> String {
     let _ = writeln!(o, "max_header_bytes = {}", c.listener.max_header_bytes);
     let _ = writeln!(o, "drain_timeout = \"{}\"", d(c.listener.drain_timeout));
     if let Some(t) = &c.listener.tls {
-        let _ = writeln!(
-            o,
-            "tls = {{ cert = {:?}, key = \"<redacted path: {}>\" }}",
-            t.cert,
-            t.key.display()
-        );
+        let _ = writeln!(o, "tls = {{ cert = {:?}, key = {:?} }}", t.cert, t.key);
     }
     let _ = writeln!(
         o,

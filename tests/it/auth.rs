@@ -186,14 +186,7 @@ audiences = ["api://orders"]
         upstream.url(),
         jwks.url()
     );
-    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
-        .await
-        .unwrap();
-    let admin = sidecar.admin_addr().unwrap();
-    eventually(Duration::from_secs(10), || async move {
-        get(admin, "/readyz").await.status == 200
-    })
-    .await;
+    let sidecar = start_ready(&text).await;
     let claims =
         |aud: Value| json!({"iss":"https://login.example.com","sub":"u1","aud":aud,"exp":now()+60});
     let addr = sidecar.local_addr();
@@ -278,14 +271,7 @@ async fn a_flood_of_unknown_kids_causes_one_fetch() {
     let upstream = Upstream::start().await;
     let text = config_text(&upstream.url(), &jwks.url(), ROUTES)
         .replace("jwks_min_refetch = \"0s\"", "jwks_min_refetch = \"1h\"");
-    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
-        .await
-        .unwrap();
-    let admin = sidecar.admin_addr().unwrap();
-    eventually(Duration::from_secs(10), || async move {
-        get(admin, "/readyz").await.status == 200
-    })
-    .await;
+    let sidecar = start_ready(&text).await;
     let before = jwks.fetches();
     assert_eq!(before, 1);
     let addr = sidecar.local_addr();
@@ -379,15 +365,8 @@ async fn last_good_keys_are_kept_when_the_jwks_fails_later() {
         "jwks_min_refetch = \"0s\"",
         "jwks_min_refetch = \"0s\"\njwks_refresh = \"1s\"",
     );
-    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
-        .await
-        .unwrap();
+    let sidecar = start_ready(&text).await;
     let admin = sidecar.admin_addr().unwrap();
-    eventually(Duration::from_secs(10), || async move {
-        get(admin, "/readyz").await.status == 200
-    })
-    .await;
-    let token = sign(&access_claims("dotnet-demo/dotnet"));
     for (i, mode) in [
         JwksMode::Status(500),
         JwksMode::Body(b"<html>oops</html>".to_vec()),
@@ -428,7 +407,6 @@ async fn last_good_keys_are_kept_when_the_jwks_fails_later() {
         assert_eq!(r.status, 200, "mode {i}: {r:?}");
         assert_eq!(get(admin, "/readyz").await.status, 200);
     }
-    let _ = token;
     let m = get(admin, "/metrics").await.body;
     assert!(
         m.contains("sidecar_jwks_fetches_total{issuer=\"test\",result=\"error\"}"),

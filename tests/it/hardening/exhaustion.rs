@@ -257,14 +257,7 @@ async fn repeated_floods_of_unknown_kids_across_issuers_stay_within_the_refetch_
             j.url()
         ));
     }
-    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
-        .await
-        .unwrap();
-    let admin = sidecar.admin_addr().unwrap();
-    eventually(Duration::from_secs(10), || async move {
-        get(admin, "/readyz").await.status == 200
-    })
-    .await;
+    let sidecar = start_ready(&text).await;
     let addr = sidecar.local_addr();
     let issuers = [
         ISS.to_string(),

@@ -639,3 +639,14 @@ pub async fn call(addr: SocketAddr, path: &str, token: &str) -> Reply {
     let auth = format!("Bearer {token}");
     request(addr, "GET", path, &[("authorization", &auth)], "").await
 }
+
+/// Starts the sidecar with `text` and waits (bounded) until `/readyz` answers 200.
+pub async fn start_ready(text: &str) -> Sidecar {
+    let sidecar = Sidecar::start(config(text)).await.expect("sidecar starts");
+    let admin = sidecar.admin_addr().expect("admin enabled");
+    eventually(Duration::from_secs(10), || async move {
+        get(admin, "/readyz").await.status == 200
+    })
+    .await;
+    sidecar
+}
