@@ -24,6 +24,7 @@ pub mod routes;
 pub mod server;
 pub mod tls;
 pub mod token;
+pub mod upstream;
 pub mod verify;
 
 pub use config::Config;

@@ -10,27 +10,26 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
-use crate::config::{AuthMode, Config, TokenConfig, UpstreamConfig};
+use crate::config::{AuthMode, Config, TokenConfig};
 use crate::error::ProxyError;
 use crate::headers::{self, IdentityHeaders};
 use crate::metrics::Metrics;
 use crate::routes::{Lookup, Rule};
+pub use crate::upstream::Upstream;
+use crate::upstream::UpstreamBody;
 use crate::verify::{AuthError, Verified, Verifier};
 
 /// The response body: the upstream's, streamed, or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -72,68 +71,6 @@ impl State {
             Some(i) => self.route_metrics.get(i),
             None => self.route_metrics.last(),
         }
-    }
-}
-
-/// The upstream: one pooled client and the base URI parts.
-pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
-    base_path: String,
-    request_timeout: Duration,
-}
-
-impl Upstream {
-    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        let parts = cfg.url.clone().into_parts();
-        let base_path = parts
-            .path_and_query
-            .map(|p| p.path().trim_end_matches('/').to_string())
-            .unwrap_or_default();
-        Ok(Upstream {
-            client,
-            scheme: parts.scheme.expect("validated upstream.url has a scheme"),
-            authority: parts
-                .authority
-                .expect("validated upstream.url has an authority"),
-            base_path,
-            request_timeout: cfg.request_timeout,
-        })
-    }
-
-    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-        let mut pq = String::with_capacity(
-            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
-        );
-        pq.push_str(&self.base_path);
-        pq.push_str(path);
-        if let Some(q) = query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|_| ProxyError::BadRequest("bad_target"))
     }
 }
 
@@ -487,7 +424,10 @@ async fn pipeline<'a>(
         (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
         (_, q) => q.map(Cow::Borrowed),
     };
-    let uri = state.upstream.uri(path, query.as_deref())?;
+    let uri = state
+        .upstream
+        .target(path, query.as_deref())
+        .ok_or(ProxyError::BadRequest("bad_target"))?;
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -534,7 +474,7 @@ async fn pipeline<'a>(
     parts.version = http::Version::HTTP_11;
     let upstream_req = Request::from_parts(parts, body);
 
-    let send = state.upstream.client.request(upstream_req);
+    let send = state.upstream.send(upstream_req);
     let mut resp = match tokio::time::timeout(state.upstream.request_timeout, send).await {
         Err(_) => {
             metrics

@@ -9,6 +9,7 @@ mod deploy;
 mod forward;
 mod hardening;
 mod interop;
+mod pool;
 mod routes;
 mod support;
 mod tls;

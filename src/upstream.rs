@@ -1,0 +1,322 @@
+//! The upstream: one origin, HTTP/1.1 over TCP or TLS, with a small pool of idle
+//! connections.
+//!
+//! The sidecar talks to exactly one origin, so the pool is a LIFO stack of idle hyper
+//! `SendRequest`s rather than a general multi-host client: checking a connection out is one
+//! uncontended lock and a pop, with no host key to hash and no per-request task. A
+//! connection goes back on the stack when its response body has been read to the end (the
+//! [`UpstreamBody`] wrapper does that as it is dropped); a response abandoned half-way, an
+//! upgrade or any error closes the connection instead. Idle connections older than
+//! `pool_idle_timeout` are closed by a reaper task and skipped at checkout; at most
+//! `pool_max_idle` are kept.
+//!
+//! A request that a pooled connection could not even start (the upstream had closed it) is
+//! retried once on a fresh connection: nothing reached the upstream, so it is safe for any
+//! method. Once the request has gone out, an error is the caller's 502.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
+
+use crate::config::UpstreamConfig;
+
+type Sender = SendRequest<Incoming>;
+
+/// Why a request did not get a response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection: refused, unreachable, TLS failed, or `connect_timeout` passed.
+    #[error("connect to upstream failed: {0}")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection failed once the request was on its way (reset, closed early, bad
+    /// response).
+    #[error("upstream connection failed: {0}")]
+    Reset(#[source] hyper::Error),
+}
+
+impl UpstreamError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_))
+    }
+}
+
+struct Idle {
+    tx: Sender,
+    since: Instant,
+}
+
+/// The idle connections, newest last.
+struct Pool {
+    idle: Mutex<Vec<Idle>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // A panic while holding the lock leaves a Vec that is still valid.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest idle connection that can take a request now. Closed or expired ones are
+    /// dropped; one still finishing its last exchange is left for later.
+    fn checkout(&self) -> Option<Sender> {
+        let mut idle = self.lock();
+        let mut busy = None;
+        let mut found = None;
+        while let Some(c) = idle.pop() {
+            if c.tx.is_closed() || c.since.elapsed() > self.idle_timeout {
+                continue;
+            }
+            if c.tx.is_ready() {
+                found = Some(c.tx);
+                break;
+            }
+            if busy.is_none() {
+                busy = Some(c);
+            }
+        }
+        if let Some(c) = busy {
+            idle.push(c);
+        }
+        found
+    }
+
+    fn put(&self, tx: Sender) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                tx,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes connections idle for longer than the timeout (the oldest are at the bottom).
+    fn reap(&self) {
+        let now = Instant::now();
+        self.lock()
+            .retain(|c| !c.tx.is_closed() && now.duration_since(c.since) <= self.idle_timeout);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The upstream origin and its connection pool.
+pub struct Upstream {
+    pool: Arc<Pool>,
+    connector: HttpsConnector<HttpConnector>,
+    /// `scheme://authority`, what the connector dials.
+    origin: Uri,
+    /// `Host` for a request that brought none (HTTP/1.0).
+    host: HeaderValue,
+    base_path: String,
+    pub request_timeout: Duration,
+}
+
+impl Upstream {
+    /// Builds the connector and the pool; inside a Tokio runtime it also starts the reaper.
+    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let parts = cfg.url.clone().into_parts();
+        let base_path = parts
+            .path_and_query
+            .map(|p| p.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        let authority = parts
+            .authority
+            .ok_or_else(|| anyhow::anyhow!("upstream.url has no authority"))?;
+        let scheme = parts
+            .scheme
+            .ok_or_else(|| anyhow::anyhow!("upstream.url has no scheme"))?;
+        let host = HeaderValue::from_str(authority.as_str())?;
+        let origin = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query("/")
+            .build()?;
+        let pool = Arc::new(Pool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: cfg.pool_max_idle,
+            idle_timeout: cfg.pool_idle_timeout,
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(reap(Arc::downgrade(&pool), cfg.pool_idle_timeout));
+        }
+        Ok(Upstream {
+            pool,
+            connector,
+            origin,
+            host,
+            base_path,
+            request_timeout: cfg.request_timeout,
+        })
+    }
+
+    /// The origin-form target for a normalised client path: base path, path, query.
+    pub fn target(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        let mut pq = String::with_capacity(
+            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
+        );
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        Uri::try_from(pq).ok()
+    }
+
+    /// Idle connections in the pool now.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Sends `req` (origin-form URI) on a pooled connection, or a new one.
+    pub async fn send(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        if !req.headers().contains_key(HOST) {
+            req.headers_mut().insert(HOST, self.host.clone());
+        }
+        while let Some(mut tx) = self.pool.checkout() {
+            match tx.try_send_request(req).await {
+                Ok(resp) => return Ok(self.lease(resp, tx)),
+                Err(mut e) => match e.take_message() {
+                    // The connection was gone before the request went out: try another.
+                    Some(r) => req = r,
+                    None => return Err(UpstreamError::Reset(e.into_error())),
+                },
+            }
+        }
+        let mut tx = self.connect().await?;
+        match tx.try_send_request(req).await {
+            Ok(resp) => Ok(self.lease(resp, tx)),
+            Err(e) => Err(UpstreamError::Reset(e.into_error())),
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, UpstreamError> {
+        let mut connector = self.connector.clone();
+        let io = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let (tx, conn) = Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection closed");
+            }
+        });
+        Ok(tx)
+    }
+
+    /// Ties `tx` to the response body, so the connection returns to the pool when the body
+    /// has been read to the end. An upgraded connection never returns.
+    fn lease(&self, resp: Response<Incoming>, tx: Sender) -> Response<UpstreamBody> {
+        let lease = (resp.status() != StatusCode::SWITCHING_PROTOCOLS && self.pool.max_idle > 0)
+            .then(|| Lease {
+                tx,
+                pool: Arc::clone(&self.pool),
+            });
+        resp.map(|inner| UpstreamBody {
+            inner,
+            lease,
+            done: false,
+        })
+    }
+}
+
+/// Closes expired idle connections every half `idle_timeout` (at least every second) while
+/// the pool lives.
+async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.reap(),
+            None => return,
+        }
+    }
+}
+
+struct Lease {
+    tx: Sender,
+    pool: Arc<Pool>,
+}
+
+/// The upstream's response body, streamed as is. Dropped after its last frame, it puts its
+/// connection back in the pool; dropped earlier, or after an error, it closes it.
+pub struct UpstreamBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+    done: bool,
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(l) = self.lease.take() {
+            if self.done || self.inner.is_end_stream() {
+                l.pool.put(l.tx);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => this.done = true,
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
