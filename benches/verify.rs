@@ -1,6 +1,11 @@
 //! Verification and routing costs: a cold RS256 verification (signature + claims), a warm
 //! one (verified-token cache hit), and a lookup in a 200-route table.
 //!
+//! The `rs256_backend` group compares the RSA backends jsonwebtoken can use on the bare
+//! signature check of the same token: aws-lc-rs as jsonwebtoken calls it (the key rebuilt
+//! from `n`/`e` on every call), aws-lc-rs with the key parsed once (what the sidecar does),
+//! and RustCrypto's `rsa` crate (jsonwebtoken's `rust_crypto` feature).
+//!
 //! `cargo bench --bench verify`
 
 use std::sync::Arc;
@@ -118,5 +123,52 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, verify, routing);
+fn rs256_backend(c: &mut Criterion) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use rsa::signature::Verifier as _;
+
+    let key = SigningKey::generate("bench-kid").unwrap();
+    let (_, token) = setup(&key, 0);
+    let (signed, s64) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(s64).unwrap();
+    let (n, e) = (key.modulus().to_vec(), key.exponent().to_vec());
+
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let alg = jsonwebtoken::Algorithm::RS256;
+    let components = aws_lc_rs::signature::RsaPublicKeyComponents { n: &n, e: &e };
+    let parsed = components
+        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+        .unwrap();
+    let rust_crypto = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(
+        rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&n),
+            rsa::BigUint::from_bytes_be(&e),
+        )
+        .unwrap(),
+    );
+    let rc_sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap();
+
+    // All three accept the token and refuse a changed message.
+    assert!(jsonwebtoken::crypto::verify(s64, signed.as_bytes(), &decoding, alg).unwrap());
+    assert!(parsed.verify_sig(signed.as_bytes(), &sig).is_ok());
+    assert!(rust_crypto.verify(signed.as_bytes(), &rc_sig).is_ok());
+    assert!(parsed.verify_sig(b"other", &sig).is_err());
+    assert!(rust_crypto.verify(b"other", &rc_sig).is_err());
+
+    let mut g = c.benchmark_group("rs256_backend");
+    g.bench_function("aws_lc_rs_via_jsonwebtoken", |b| {
+        b.iter(|| jsonwebtoken::crypto::verify(s64, signed.as_bytes(), &decoding, alg).unwrap())
+    });
+    g.bench_function("aws_lc_rs_parsed_key", |b| {
+        b.iter(|| parsed.verify_sig(signed.as_bytes(), &sig).is_ok())
+    });
+    g.bench_function("rust_crypto_rsa", |b| {
+        b.iter(|| rust_crypto.verify(signed.as_bytes(), &rc_sig).is_ok())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, verify, rs256_backend, routing);
 criterion_main!(benches);

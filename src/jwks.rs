@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
@@ -30,6 +30,57 @@ pub struct VerifyKey {
     pub alg: Option<Algorithm>,
     /// The key material as the JWK gave it, to tell a changed key behind the same `kid`.
     pub params: AlgorithmParameters,
+    /// For an RSA key: the key parsed once per algorithm, for [`VerifyKey::verify_rsa`].
+    rsa: Option<RsaKey>,
+}
+
+/// An RSA public key, parsed by aws-lc-rs at most once per algorithm it is used with.
+///
+/// jsonwebtoken's aws-lc-rs backend rebuilds the key from `n` and `e` on every call; a
+/// parsed key verifies the same signature about 17% faster (`cargo bench --bench verify --
+/// rs256_backend`), with the same algorithm parameters (2048 to 8192-bit moduli).
+struct RsaKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    parsed: [OnceLock<Option<aws_lc_rs::signature::ParsedPublicKey>>; 6],
+}
+
+impl RsaKey {
+    fn from_params(params: &AlgorithmParameters) -> Option<RsaKey> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let AlgorithmParameters::RSA(p) = params else {
+            return None;
+        };
+        Some(RsaKey {
+            n: URL_SAFE_NO_PAD.decode(&p.n).ok()?,
+            e: URL_SAFE_NO_PAD.decode(&p.e).ok()?,
+            parsed: Default::default(),
+        })
+    }
+
+    fn parsed(&self, alg: Algorithm) -> Option<&aws_lc_rs::signature::ParsedPublicKey> {
+        use aws_lc_rs::signature as sig;
+        let (i, params): (usize, &'static sig::RsaParameters) = match alg {
+            Algorithm::RS256 => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::RS384 => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
+            Algorithm::RS512 => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
+            Algorithm::PS256 => (3, &sig::RSA_PSS_2048_8192_SHA256),
+            Algorithm::PS384 => (4, &sig::RSA_PSS_2048_8192_SHA384),
+            Algorithm::PS512 => (5, &sig::RSA_PSS_2048_8192_SHA512),
+            _ => return None,
+        };
+        self.parsed[i]
+            .get_or_init(|| {
+                sig::RsaPublicKeyComponents {
+                    n: &self.n,
+                    e: &self.e,
+                }
+                .to_parsed_public_key(params)
+                .ok()
+            })
+            .as_ref()
+    }
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -42,6 +93,14 @@ impl std::fmt::Debug for VerifyKey {
 }
 
 impl VerifyKey {
+    /// Checks an RSA signature (`alg` one of RS256..PS512) over `message` with the key
+    /// parsed once; `None` when this is not an RSA key or `alg` not an RSA algorithm, so
+    /// the caller uses jsonwebtoken's own check.
+    pub fn verify_rsa(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let key = self.rsa.as_ref()?.parsed(alg)?;
+        Some(key.verify_sig(message, signature).is_ok())
+    }
+
     /// Whether `other` is the same key: same material and the same `alg` restriction.
     pub fn same_key(&self, other: &VerifyKey) -> bool {
         self.alg == other.alg && self.params == other.params
@@ -423,6 +482,7 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
             continue;
         }
         let params = jwk.algorithm.clone();
+        let rsa = RsaKey::from_params(&params);
         out.insert(
             kid.clone(),
             Arc::new(VerifyKey {
@@ -430,6 +490,7 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
                 key,
                 alg,
                 params,
+                rsa,
             }),
         );
     }
@@ -455,6 +516,55 @@ mod tests {
             k[a] = b.clone();
         }
         k
+    }
+
+    #[test]
+    fn rsa_keys_are_parsed_once_and_check_every_rsa_algorithm() {
+        use crate::demo::keys::{SigningKey, SUPPORTED_ALGS};
+        let key = SigningKey::generate("k").unwrap();
+        // No `alg` in the JWK: the key may be used with any RSA algorithm.
+        let mut jwk = key.jwk();
+        jwk.as_object_mut().unwrap().remove("alg");
+        let body = serde_json::json!({ "keys": [jwk] }).to_string();
+        let set = parse_jwks("test", body.as_bytes()).unwrap();
+        let vk = &set.keys["k"];
+        for name in SUPPORTED_ALGS {
+            let alg: Algorithm = name.parse().unwrap();
+            let token = key
+                .sign_with_alg(name, &serde_json::json!({ "a": 1 }))
+                .unwrap();
+            let (signed, s64) = token.rsplit_once('.').unwrap();
+            let sig =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s64)
+                    .unwrap();
+            assert_eq!(
+                vk.verify_rsa(alg, signed.as_bytes(), &sig),
+                Some(true),
+                "{name}"
+            );
+            // Twice: the parsed key is kept.
+            assert_eq!(
+                vk.verify_rsa(alg, signed.as_bytes(), &sig),
+                Some(true),
+                "{name}"
+            );
+            let mut other = signed.as_bytes().to_vec();
+            other[0] ^= 1;
+            assert_eq!(vk.verify_rsa(alg, &other, &sig), Some(false), "{name}");
+            // The same signature checked as another RSA algorithm fails.
+            let wrong = if *name == "RS256" {
+                Algorithm::PS256
+            } else {
+                Algorithm::RS256
+            };
+            assert_eq!(
+                vk.verify_rsa(wrong, signed.as_bytes(), &sig),
+                Some(false),
+                "{name}"
+            );
+        }
+        // Not an RSA algorithm: the caller falls back to jsonwebtoken.
+        assert_eq!(vk.verify_rsa(Algorithm::ES256, b"m", b"s"), None);
     }
 
     #[test]

@@ -402,9 +402,16 @@ impl Verifier {
             return Err(AuthError::AlgNotAllowed);
         }
         let signed = &token[..h64.len() + 1 + p64.len()];
-        match jsonwebtoken::crypto::verify(s64, signed.as_bytes(), &key.key, alg) {
-            Ok(true) => {}
-            _ => return Err(AuthError::BadSignature),
+        let sig = b64(s64).map_err(|_| AuthError::BadSignature)?;
+        let ok = match key.verify_rsa(alg, signed.as_bytes(), &sig) {
+            Some(ok) => ok,
+            None => matches!(
+                jsonwebtoken::crypto::verify(s64, signed.as_bytes(), &key.key, alg),
+                Ok(true)
+            ),
+        };
+        if !ok {
+            return Err(AuthError::BadSignature);
         }
         self.metrics
             .verify_seconds
