@@ -305,23 +305,31 @@ async fn accept_loop(
                     )
                     .await
                 }
+                // Boxed: a TLS connection's state is large, and kept inline it would size
+                // every plain connection's task too.
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            serve(
-                                s,
-                                conn,
-                                &shared,
-                                &builder,
-                                watcher,
-                                handshake_timeout,
-                                &cancel,
-                            )
-                            .await
+                    Box::pin(async {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(s)) => {
+                                serve(
+                                    s,
+                                    conn,
+                                    &shared,
+                                    &builder,
+                                    watcher,
+                                    handshake_timeout,
+                                    &cancel,
+                                )
+                                .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    })
+                    .await
                 }
             }
             shared.metrics.connections_active.dec();

@@ -215,7 +215,8 @@ impl Upstream {
                 },
             }
         }
-        let mut tx = self.connect().await?;
+        // Boxed: the connect future is large and rare; inline it would size every request.
+        let mut tx = Box::pin(self.connect()).await?;
         match tx.try_send_request(req).await {
             Ok(resp) => Ok(self.lease(resp, tx)),
             Err(e) => Err(UpstreamError::Reset(e.into_error())),

@@ -312,8 +312,7 @@ impl Verifier {
             return Err(AuthError::TooLarge);
         }
         let Some(cache) = &self.cache else {
-            return self
-                .verify_uncached(token, now)
+            return Box::pin(self.verify_uncached(token, now))
                 .await
                 .map(|(v, _)| Arc::new(v));
         };
@@ -335,7 +334,9 @@ impl Verifier {
             cache.remove(&key);
         }
         self.cache_miss.inc();
-        let (v, _) = self.verify_uncached(token, now).await?;
+        // Boxed: a full verification's future is large; inline it would size every
+        // request's future, cache hit or not.
+        let (v, _) = Box::pin(self.verify_uncached(token, now)).await?;
         let v = Arc::new(v);
         cache.insert(key, Arc::clone(&v));
         Ok(v)
@@ -392,9 +393,8 @@ impl Verifier {
         let set = issuer.keys.current().ok_or(AuthError::KeysUnavailable)?;
         let (key, key_set) = match set.keys.get(&kid) {
             Some(k) => (Arc::clone(k), set.serial),
-            None => issuer
-                .keys
-                .refetch_for(&kid)
+            // Boxed: rare, and its future would otherwise size every request's.
+            None => Box::pin(issuer.keys.refetch_for(&kid))
                 .await
                 .ok_or(AuthError::UnknownKid)?,
         };
