@@ -104,6 +104,7 @@ pub struct RawUpstream {
     pub ca_file: Option<String>,
     pub pool_idle_timeout: String,
     pub pool_max_idle: usize,
+    pub max_connections: usize,
 }
 
 impl Default for RawUpstream {
@@ -115,6 +116,7 @@ impl Default for RawUpstream {
             ca_file: None,
             pool_idle_timeout: "90s".into(),
             pool_max_idle: 256,
+            max_connections: 0,
         }
     }
 }
@@ -294,6 +296,9 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
+    /// At most this many requests in flight to the upstream at once (each holds one
+    /// connection); `0` = no limit.
+    pub max_connections: usize,
 }
 
 /// The Cognito token kinds an issuer or route accepts.
@@ -923,6 +928,7 @@ fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> UpstreamConfig {
         ca_file,
         pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout),
         pool_max_idle: raw.pool_max_idle,
+        max_connections: raw.max_connections,
     }
 }
 

@@ -42,6 +42,15 @@ pub fn effective(c: &Config) -> String {
     if let Some(ca) = &c.upstream.ca_file {
         let _ = writeln!(o, "ca_file = {:?}", ca);
     }
+    let _ = writeln!(
+        o,
+        "pool_idle_timeout = \"{}\"\npool_max_idle = {}",
+        d(c.upstream.pool_idle_timeout),
+        c.upstream.pool_max_idle
+    );
+    if c.upstream.max_connections > 0 {
+        let _ = writeln!(o, "max_connections = {}", c.upstream.max_connections);
+    }
     for i in &c.issuers {
         let _ = writeln!(o, "\n[[issuers]]");
         let _ = writeln!(o, "name = {:?}", i.name);

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub connections_active: IntGauge,
     /// Connections that had to wait because `listener.max_connections` was reached.
     pub connections_limited: IntCounter,
+    /// Requests waiting now for an upstream connection slot (`upstream.max_connections`).
+    pub upstream_queued: IntGauge,
     /// Config reloads by result.
     pub reloads: IntCounterVec,
     /// Time of a cold verification (signature), seconds.
@@ -123,6 +125,14 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let upstream_queued = reg(
+            r,
+            IntGauge::new(
+                "sidecar_upstream_queued",
+                "Requests waiting for an upstream connection because upstream.max_connections are busy",
+            )
+            .expect("valid metric"),
+        );
         let reloads = reg(
             r,
             IntCounterVec::new(
@@ -155,6 +165,7 @@ impl Metrics {
             token_cache,
             connections_active,
             connections_limited,
+            upstream_queued,
             reloads,
             verify_seconds,
         }

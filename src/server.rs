@@ -80,7 +80,7 @@ impl Shared {
         );
         Ok(State {
             identity: IdentityHeaders::new(&config.forward),
-            upstream: Upstream::new(&config.upstream)?,
+            upstream: Upstream::new(&config.upstream, self.metrics.upstream_queued.clone())?,
             verifier,
             route_metrics: proxy::RouteMetrics::for_config(&config, &self.metrics),
             config: Arc::new(config),
@@ -224,7 +224,7 @@ fn placeholder_state(metrics: &Arc<Metrics>) -> anyhow::Result<State> {
     )?;
     Ok(State {
         identity: IdentityHeaders::new(&config.forward),
-        upstream: Upstream::new(&config.upstream)?,
+        upstream: Upstream::new(&config.upstream, metrics.upstream_queued.clone())?,
         verifier: Verifier::new(vec![], config.forward.clone(), 8192, 0, Arc::clone(metrics)),
         route_metrics: Vec::new(),
         config: Arc::new(config),

@@ -10,6 +10,9 @@
 //! `pool_idle_timeout` are closed by a reaper task and skipped at checkout; at most
 //! `pool_max_idle` are kept.
 //!
+//! With `max_connections`, a semaphore permit is taken before checkout and held with the
+//! connection until the response body is done; requests beyond it wait in arrival order.
+//!
 //! A request that a pooled connection could not even start (the upstream had closed it) is
 //! retried once on a fresh connection: nothing reached the upstream, so it is safe for any
 //! method. Once the request has gone out, an error is the caller's 502.
@@ -27,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::config::UpstreamConfig;
@@ -121,6 +125,11 @@ impl Pool {
 /// The upstream origin and its connection pool.
 pub struct Upstream {
     pool: Arc<Pool>,
+    /// `max_connections`: one permit per request in flight, held until its response body
+    /// is done.
+    limit: Option<Arc<Semaphore>>,
+    /// Requests waiting for a permit.
+    queued: prometheus::IntGauge,
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority`, what the connector dials.
     origin: Uri,
@@ -132,7 +141,8 @@ pub struct Upstream {
 
 impl Upstream {
     /// Builds the connector and the pool; inside a Tokio runtime it also starts the reaper.
-    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
+    /// `queued` counts requests waiting for one of `max_connections`.
+    pub fn new(cfg: &UpstreamConfig, queued: prometheus::IntGauge) -> anyhow::Result<Upstream> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_nodelay(true);
@@ -170,6 +180,8 @@ impl Upstream {
         }
         Ok(Upstream {
             pool,
+            limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
+            queued,
             connector,
             origin,
             host,
@@ -205,9 +217,22 @@ impl Upstream {
         if !req.headers().contains_key(HOST) {
             req.headers_mut().insert(HOST, self.host.clone());
         }
+        let permit = match &self.limit {
+            None => None,
+            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    // Waits in arrival order; the caller's request_timeout covers the wait.
+                    self.queued.inc();
+                    let _queued = Defer(|| self.queued.dec());
+                    // The semaphore is never closed.
+                    Arc::clone(limit).acquire_owned().await.ok()
+                }
+            },
+        };
         while let Some(mut tx) = self.pool.checkout() {
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.lease(resp, tx)),
+                Ok(resp) => return Ok(self.lease(resp, tx, permit)),
                 Err(mut e) => match e.take_message() {
                     // The connection was gone before the request went out: try another.
                     Some(r) => req = r,
@@ -218,7 +243,7 @@ impl Upstream {
         // Boxed: the connect future is large and rare; inline it would size every request.
         let mut tx = Box::pin(self.connect()).await?;
         match tx.try_send_request(req).await {
-            Ok(resp) => Ok(self.lease(resp, tx)),
+            Ok(resp) => Ok(self.lease(resp, tx, permit)),
             Err(e) => Err(UpstreamError::Reset(e.into_error())),
         }
     }
@@ -241,17 +266,24 @@ impl Upstream {
         Ok(tx)
     }
 
-    /// Ties `tx` to the response body, so the connection returns to the pool when the body
-    /// has been read to the end. An upgraded connection never returns.
-    fn lease(&self, resp: Response<Incoming>, tx: Sender) -> Response<UpstreamBody> {
-        let lease = (resp.status() != StatusCode::SWITCHING_PROTOCOLS && self.pool.max_idle > 0)
-            .then(|| Lease {
-                tx,
-                pool: Arc::clone(&self.pool),
-            });
+    /// Ties `tx` (and the `max_connections` permit) to the response body, so the
+    /// connection returns to the pool when the body has been read to the end. An upgraded
+    /// connection never returns, and a tunnel does not count against `max_connections`.
+    fn lease(
+        &self,
+        resp: Response<Incoming>,
+        tx: Sender,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Response<UpstreamBody> {
+        let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let lease = (!upgraded && self.pool.max_idle > 0).then(|| Lease {
+            tx,
+            pool: Arc::clone(&self.pool),
+        });
         resp.map(|inner| UpstreamBody {
             inner,
             lease,
+            permit: permit.filter(|_| !upgraded),
             done: false,
         })
     }
@@ -272,6 +304,15 @@ async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
     }
 }
 
+/// Runs its closure when dropped (also when the future holding it is cancelled).
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 struct Lease {
     tx: Sender,
     pool: Arc<Pool>,
@@ -282,6 +323,8 @@ struct Lease {
 pub struct UpstreamBody {
     inner: Incoming,
     lease: Option<Lease>,
+    /// Released when the body is dropped, after the connection went back to the pool.
+    permit: Option<OwnedSemaphorePermit>,
     done: bool,
 }
 
@@ -292,6 +335,7 @@ impl Drop for UpstreamBody {
                 l.pool.put(l.tx);
             }
         }
+        self.permit.take();
     }
 }
 

@@ -1,7 +1,8 @@
 //! The upstream connection pool: connections are reused only after a response was read to
 //! the end, never after one was abandoned or the upstream said `Connection: close`;
 //! `pool_max_idle = 0` turns pooling off and idle connections close after
-//! `pool_idle_timeout`. The upstream here is a raw keep-alive HTTP/1.1 peer that counts its
+//! `pool_idle_timeout`; `max_connections` makes requests wait for a busy connection. The
+//! upstream in most of these tests is a raw keep-alive HTTP/1.1 peer that counts its
 //! connections, so reuse is seen from the upstream's side.
 
 use std::net::SocketAddr;
@@ -208,4 +209,61 @@ async fn idle_connections_close_after_pool_idle_timeout() {
     eventually(Duration::from_secs(5), || async { peer.closed() == 1 }).await;
     assert_eq!(get(sidecar.local_addr(), "/cl").await.body, "hello");
     assert_eq!(peer.opened(), 2);
+}
+
+/// `sidecar_upstream_queued` from `/metrics`.
+async fn queued(admin: SocketAddr) -> i64 {
+    get(admin, "/metrics")
+        .await
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("sidecar_upstream_queued "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("sidecar_upstream_queued is exported")
+}
+
+#[tokio::test]
+async fn max_connections_queues_requests_and_the_wait_counts_toward_request_timeout() {
+    let up = Upstream::start().await;
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let text = config_text(&up.url(), &jwks.url(), "").replace(
+        "request_timeout = \"2s\"",
+        "request_timeout = \"2s\"\nmax_connections = 1",
+    ) + "\n[default]\nauth = \"public\"\n";
+    let sidecar = start_ready(&text).await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    assert_eq!(queued(admin).await, 0);
+
+    // A download whose body the upstream holds back keeps the one connection busy...
+    let holder = tokio::spawn(async move { get(addr, "/download?n=2").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    // ...so the next request waits for it, without reaching the upstream.
+    let second = tokio::spawn(async move { get(addr, "/second").await });
+    eventually(Duration::from_secs(5), || async {
+        queued(admin).await == 1
+    })
+    .await;
+    assert_eq!(up.hits(), 1);
+    up.release();
+    let h = holder.await.unwrap();
+    assert_eq!((h.status, h.body.len()), (200, 2 * 64 * 1024));
+    let s = second.await.unwrap();
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(up.hits(), 2);
+    assert_eq!(up.last().uri, "/second");
+    assert_eq!(queued(admin).await, 0);
+
+    // Waiting past request_timeout is a 504, and the upstream never sees that request.
+    let holder = tokio::spawn(async move { get(addr, "/download?n=2").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 3 }).await;
+    let late = get(addr, "/late").await;
+    assert_eq!(late.status, 504, "{late:?}");
+    assert_eq!(up.hits(), 3);
+    assert_eq!(
+        queued(admin).await,
+        0,
+        "a request that gave up no longer counts"
+    );
+    up.release();
+    assert_eq!(holder.await.unwrap().status, 200);
 }
