@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::ForwardConfig;
@@ -98,19 +100,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(suspicious) {
         return;
     }
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    for v in headers.get_all(header::CONNECTION) {
-        if let Ok(s) = v.to_str() {
-            for token in s.split(',') {
-                let t = token.trim();
-                if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
-                    if !PROTECTED.contains(&name.as_str()) {
-                        doomed.push(name);
-                    }
-                }
+    // Headers named in `Connection` go (unless protected). The values are taken out first
+    // (clones share hyper's buffer) so that names are removed by `&str`, without building
+    // a `HeaderName` per token; `Connection` itself is hop-by-hop.
+    let listed: SmallVec<[HeaderValue; 2]> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .cloned()
+        .collect();
+    headers.remove(header::CONNECTION);
+    for v in &listed {
+        let Ok(s) = v.to_str() else { continue };
+        for token in s.split(',') {
+            let t = token.trim();
+            if !t.is_empty() && !PROTECTED.iter().any(|p| p.eq_ignore_ascii_case(t)) {
+                headers.remove(t);
             }
         }
     }
+    // Inline storage: the usual few hop-by-hop names must not allocate.
+    let mut doomed: SmallVec<[HeaderName; 4]> = SmallVec::new();
     for name in headers.keys() {
         if is_hop_by_hop(name) {
             doomed.push(name.clone());
@@ -183,7 +192,8 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let mut value = String::new();
+    use std::fmt::Write as _;
+    let mut value = String::with_capacity(48);
     for v in headers.get_all(&XFF) {
         if let Ok(s) = v.to_str() {
             if !s.trim().is_empty() {
@@ -192,7 +202,8 @@ pub fn set_forwarded(
             }
         }
     }
-    value.push_str(&peer.to_string());
+    // Writing to a String cannot fail.
+    let _ = write!(value, "{peer}");
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(XFF.clone(), v);
     }

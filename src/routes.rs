@@ -216,7 +216,8 @@ impl RouteTable {
             }
             _ => path,
         };
-        let mut segs: Vec<&str> = path.split('/').skip(1).collect();
+        // Inline for the usual path depth: no allocation per lookup.
+        let mut segs: smallvec::SmallVec<[&str; 16]> = path.split('/').skip(1).collect();
         if segs.last() == Some(&"") {
             segs.pop();
         }

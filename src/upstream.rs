@@ -192,8 +192,10 @@ impl Upstream {
 
     /// The origin-form target for a normalised client path: base path, path, query.
     pub fn target(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        // Exactly the length: a String with spare capacity costs `Bytes` one more
+        // allocation when the URI takes it over.
         let mut pq = String::with_capacity(
-            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
+            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
         );
         pq.push_str(&self.base_path);
         pq.push_str(path);
