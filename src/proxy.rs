@@ -359,11 +359,83 @@ fn is_preflight(req: &Request<Incoming>) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+/// The upstream request, built from the client's. A plain function, not part of the
+/// `async` pipeline: its locals would otherwise take room in every request's future.
+#[allow(clippy::too_many_arguments)]
+fn upstream_request(
+    state: &State,
+    conn: Conn,
+    mut req: Request<Incoming>,
+    path: &str,
+    request_id: &str,
+    verified: Option<&Verified>,
+    claims_value: Option<HeaderValue>,
+    token_source: Option<Source>,
+    websocket: bool,
+) -> Result<(Request<Incoming>, Option<hyper::upgrade::OnUpgrade>), ProxyError> {
+    let cfg = &state.config;
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let query = match (&cfg.token.query, parts.uri.query()) {
+        (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
+        (_, q) => q.map(Cow::Borrowed),
+    };
+    let uri = state
+        .upstream
+        .target(path, query.as_deref())
+        .ok_or(ProxyError::BadRequest("bad_target"))?;
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let h = &mut parts.headers;
+    let upgrade_value = h.get(header::UPGRADE).cloned();
+    headers::strip_hop_by_hop(h);
+    state.identity.strip(h);
+    if cfg.forward.strip_authorization {
+        h.remove(header::AUTHORIZATION);
+    }
+    if token_source == Some(Source::WebSocket) {
+        strip_websocket_token(h);
+    }
+    if let Some(v) = verified {
+        for (name, value) in &v.headers {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+    if let (Some(name), Some(value)) = (&cfg.forward.claims_header, claims_value) {
+        h.insert(name.clone(), value);
+    }
+    headers::set_forwarded(
+        h,
+        conn.peer.ip(),
+        if conn.tls { "https" } else { "http" },
+        host.clone(),
+    );
+    if !h.contains_key(header::HOST) {
+        if let Some(host) = host {
+            h.insert(header::HOST, host);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, up);
+    }
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    Ok((Request::from_parts(parts, body), client_upgrade))
+}
+
 async fn pipeline<'a>(
     state: &'a State,
     metrics: &Metrics,
     conn: Conn,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     client_uri: &'a Uri,
     request_id: &str,
     outcome: &mut Outcome<'a>,
@@ -423,65 +495,25 @@ async fn pipeline<'a>(
         }
     }
 
-    // Build the upstream request from the client's.
-    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    let query = match (&cfg.token.query, parts.uri.query()) {
-        (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
-        (_, q) => q.map(Cow::Borrowed),
-    };
-    let uri = state
-        .upstream
-        .target(path, query.as_deref())
-        .ok_or(ProxyError::BadRequest("bad_target"))?;
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let h = &mut parts.headers;
-    let upgrade_value = h.get(header::UPGRADE).cloned();
-    headers::strip_hop_by_hop(h);
-    state.identity.strip(h);
-    if cfg.forward.strip_authorization {
-        h.remove(header::AUTHORIZATION);
-    }
-    if token_source == Some(Source::WebSocket) {
-        strip_websocket_token(h);
-    }
-    if let Some(v) = &outcome.verified {
-        for (name, value) in &v.headers {
-            h.insert(name.clone(), value.clone());
-        }
-    }
-    if let (Some(name), Some(value)) = (&cfg.forward.claims_header, claims_value) {
-        h.insert(name.clone(), value);
-    }
-    headers::set_forwarded(
-        h,
-        conn.peer.ip(),
-        if conn.tls { "https" } else { "http" },
-        host.clone(),
-    );
-    if !h.contains_key(header::HOST) {
-        if let Some(host) = host {
-            h.insert(header::HOST, host);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
-    if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, up);
-    }
-    parts.uri = uri;
-    parts.version = http::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body);
+    let (upstream_req, client_upgrade) = upstream_request(
+        state,
+        conn,
+        req,
+        path,
+        request_id,
+        outcome.verified.as_deref(),
+        claims_value,
+        token_source,
+        websocket,
+    )?;
 
-    let send = state.upstream.send(upstream_req);
-    let mut resp = match tokio::time::timeout(state.upstream.request_timeout, send).await {
+    // Not bound to a name first: a moved-from local still takes room in this future.
+    let mut resp = match tokio::time::timeout(
+        state.upstream.request_timeout,
+        state.upstream.send(upstream_req),
+    )
+    .await
+    {
         Err(_) => {
             metrics
                 .upstream_errors
