@@ -13,9 +13,10 @@
 //! With `max_connections`, a semaphore permit is taken before checkout and held with the
 //! connection until the response body is done; requests beyond it wait in arrival order.
 //!
-//! A request that a pooled connection could not even start (the upstream had closed it) is
-//! retried once on a fresh connection: nothing reached the upstream, so it is safe for any
-//! method. Once the request has gone out, an error is the caller's 502.
+//! A request that a pooled connection could not even start (the upstream had closed it)
+//! moves on to the next idle connection, then to a new one: nothing reached the upstream,
+//! so it is safe for any method. Once the request has gone out, an error is the caller's
+//! 502.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -74,26 +75,23 @@ impl Pool {
     }
 
     /// The newest idle connection that can take a request now. Closed or expired ones are
-    /// dropped; one still finishing its last exchange is left for later.
+    /// dropped; any still finishing their last exchange stay in the pool, in order.
     fn checkout(&self) -> Option<Sender> {
         let mut idle = self.lock();
-        let mut busy = None;
+        let now = Instant::now();
+        let mut busy: smallvec::SmallVec<[Idle; 4]> = smallvec::SmallVec::new();
         let mut found = None;
         while let Some(c) = idle.pop() {
-            if c.tx.is_closed() || c.since.elapsed() > self.idle_timeout {
+            if c.tx.is_closed() || now.duration_since(c.since) > self.idle_timeout {
                 continue;
             }
             if c.tx.is_ready() {
                 found = Some(c.tx);
                 break;
             }
-            if busy.is_none() {
-                busy = Some(c);
-            }
+            busy.push(c);
         }
-        if let Some(c) = busy {
-            idle.push(c);
-        }
+        idle.extend(busy.into_iter().rev());
         found
     }
 
@@ -115,10 +113,6 @@ impl Pool {
         let now = Instant::now();
         self.lock()
             .retain(|c| !c.tx.is_closed() && now.duration_since(c.since) <= self.idle_timeout);
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
     }
 }
 
@@ -204,11 +198,6 @@ impl Upstream {
             pq.push_str(q);
         }
         Uri::try_from(pq).ok()
-    }
-
-    /// Idle connections in the pool now.
-    pub fn idle_connections(&self) -> usize {
-        self.pool.len()
     }
 
     /// Sends `req` (origin-form URI) on a pooled connection, or a new one.
