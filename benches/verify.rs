@@ -14,7 +14,7 @@ use cognito_sidecar::config::Config;
 use cognito_sidecar::demo::keys::SigningKey;
 use cognito_sidecar::jwks::KeyStore;
 use cognito_sidecar::metrics::Metrics;
-use cognito_sidecar::verify::{now_secs, Issuer, Verifier};
+use cognito_sidecar::verify::{now_secs, Verifier};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Method;
 use serde_json::json;
@@ -22,35 +22,31 @@ use serde_json::json;
 const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench";
 
 fn setup(key: &SigningKey, cache_entries: usize) -> (Verifier, String) {
-    let text = r#"
+    let text = format!(
+        r#"
 [upstream]
 url = "http://127.0.0.1:5000"
 [[issuers]]
 name = "bench"
 user_pool_id = "eu-west-1_Bench"
 jwks_url = "http://127.0.0.1:9/jwks.json"
-"#;
-    let config = Config::from_toml_str("bench.toml", text, &[]).unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let store = KeyStore::new(&config.issuers[0], Arc::clone(&metrics)).unwrap();
-    store
-        .install_jwks(
-            cognito_sidecar::demo::keys::jwks(&[key])
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
-    let issuers = vec![Issuer {
-        cfg: config.issuers[0].clone(),
-        keys: store,
-    }];
-    let verifier = Verifier::new(
-        issuers,
-        config.forward.clone(),
-        8192,
-        cache_entries,
-        metrics,
+[token]
+cache_entries = {cache_entries}
+"#
     );
+    let config = Config::from_toml_str("bench.toml", &text, &[]).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let jwks = cognito_sidecar::demo::keys::jwks(&[key]).to_string();
+    let verifier = Verifier::for_config(
+        &config,
+        |cfg| {
+            let store = KeyStore::new(cfg, Arc::clone(&metrics))?;
+            store.install_jwks(jwks.as_bytes())?;
+            Ok(store)
+        },
+        Arc::clone(&metrics),
+    )
+    .unwrap();
     let now = now_secs();
     // An ~850-byte Cognito-style client-credentials access token.
     let token = key.sign(&json!({

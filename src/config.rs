@@ -308,6 +308,32 @@ pub enum TokenUse {
     Id,
 }
 
+impl std::str::FromStr for TokenUse {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "access" => Ok(TokenUse::Access),
+            "id" => Ok(TokenUse::Id),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The JWS algorithms an issuer may allow, by name.
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        _ => return None,
+    })
+}
+
 impl TokenUse {
     pub fn as_str(self) -> &'static str {
         match self {

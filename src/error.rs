@@ -8,18 +8,51 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICA
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
+use crate::claims::AuthError;
 use crate::routes::Forbidden;
-use crate::verify::AuthError;
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "cognito-sidecar";
 
+/// Why a request was refused before it was understood: 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// More than one `Authorization` header (RFC 6750 §3.1: one method, once).
+    AuthorizationDuplicated,
+    ConnectNotSupported,
+    /// No `Host`, several, or one that is not a plain `host[:port]`.
+    BadHost,
+    /// A path that cannot be normalised safely.
+    BadPath,
+    /// A path and query that do not make an upstream URI.
+    BadTarget,
+}
+
+impl BadRequest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadRequest::AuthorizationDuplicated => "authorization_duplicated",
+            BadRequest::ConnectNotSupported => "connect_not_supported",
+            BadRequest::BadHost => "bad_host",
+            BadRequest::BadPath => "bad_path",
+            BadRequest::BadTarget => "bad_target",
+        }
+    }
+
+    /// Whether it is about the credentials, so the answer carries an RFC 6750
+    /// `invalid_request` challenge.
+    fn is_about_the_token(self) -> bool {
+        matches!(self, BadRequest::AuthorizationDuplicated)
+    }
+}
+
 /// Every answer the sidecar gives on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No token, or a token that failed verification: 401.
+    /// No token or a token that failed verification (401), or no keys to verify it with
+    /// yet ([`AuthError::KeysUnavailable`], 503).
     #[error("unauthorized: {}", .0.as_str())]
-    Unauthorized(AuthError),
+    Auth(AuthError),
     /// A valid token that fails a route rule: 403 `insufficient_scope`.
     #[error("forbidden: {}", .reason.as_str())]
     Forbidden {
@@ -33,11 +66,8 @@ pub enum ProxyError {
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     /// A request the sidecar refuses to interpret: 400.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
-    /// Keys for the token's issuer never loaded: 503.
-    #[error("signing keys not loaded yet")]
-    KeysUnavailable,
+    #[error("bad request: {}", .0.as_str())]
+    BadRequest(BadRequest),
     /// The upstream refused, reset or answered garbage: 502.
     #[error("upstream unavailable")]
     BadGateway(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -46,17 +76,22 @@ pub enum ProxyError {
     GatewayTimeout,
 }
 
+impl From<AuthError> for ProxyError {
+    fn from(e: AuthError) -> Self {
+        ProxyError::Auth(e)
+    }
+}
+
 impl ProxyError {
     /// The specific reason: the `error_description`, the log line's `outcome` and the metrics
     /// label.
     pub fn reason(&self) -> &'static str {
         match self {
-            ProxyError::Unauthorized(e) => e.as_str(),
+            ProxyError::Auth(e) => e.as_str(),
             ProxyError::Forbidden { reason, .. } => reason.as_str(),
             ProxyError::Denied => "denied",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
-            ProxyError::BadRequest(r) => r,
-            ProxyError::KeysUnavailable => "keys_unavailable",
+            ProxyError::BadRequest(r) => r.as_str(),
             ProxyError::BadGateway(_) => "upstream_unavailable",
             ProxyError::GatewayTimeout => "upstream_timeout",
         }
@@ -64,12 +99,11 @@ impl ProxyError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Unauthorized(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Auth(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Auth(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden { .. } | ProxyError::Denied => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -78,11 +112,9 @@ impl ProxyError {
     /// The body's `error` code.
     fn code(&self) -> &'static str {
         match self {
-            ProxyError::Unauthorized(AuthError::Missing) => "unauthorized",
-            ProxyError::Unauthorized(AuthError::KeysUnavailable) | ProxyError::KeysUnavailable => {
-                "temporarily_unavailable"
-            }
-            ProxyError::Unauthorized(_) => "invalid_token",
+            ProxyError::Auth(AuthError::Missing) => "unauthorized",
+            ProxyError::Auth(AuthError::KeysUnavailable) => "temporarily_unavailable",
+            ProxyError::Auth(_) => "invalid_token",
             ProxyError::Forbidden { .. } => "insufficient_scope",
             ProxyError::Denied => "forbidden",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -104,14 +136,15 @@ impl ProxyError {
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let challenge = match self {
-            ProxyError::Unauthorized(AuthError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
-            ProxyError::Unauthorized(AuthError::KeysUnavailable) => None,
-            ProxyError::Unauthorized(e) => Some(format!(
+            ProxyError::Auth(AuthError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
+            ProxyError::Auth(AuthError::KeysUnavailable) => None,
+            ProxyError::Auth(e) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
                 e.as_str()
             )),
-            ProxyError::BadRequest(r) if r.starts_with("authorization") => Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{r}\""
+            ProxyError::BadRequest(r) if r.is_about_the_token() => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
+                r.as_str()
             )),
             ProxyError::Forbidden { reason, scope_hint } if scope_hint.is_empty() => Some(format!(
                 "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
@@ -135,7 +168,7 @@ impl ProxyError {
                     h.insert(ALLOW, v);
                 }
             }
-            ProxyError::KeysUnavailable | ProxyError::Unauthorized(AuthError::KeysUnavailable) => {
+            ProxyError::Auth(AuthError::KeysUnavailable) => {
                 h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
@@ -157,14 +190,14 @@ mod tests {
 
     #[test]
     fn missing_token_has_no_error_param() {
-        let e = ProxyError::Unauthorized(AuthError::Missing);
+        let e = ProxyError::Auth(AuthError::Missing);
         assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(www(&e).unwrap(), "Bearer realm=\"cognito-sidecar\"");
     }
 
     #[test]
     fn invalid_token_names_the_reason() {
-        let e = ProxyError::Unauthorized(AuthError::Expired);
+        let e = ProxyError::Auth(AuthError::Expired);
         assert_eq!(
             www(&e).unwrap(),
             "Bearer realm=\"cognito-sidecar\", error=\"invalid_token\", error_description=\"expired\""
@@ -197,14 +230,14 @@ mod tests {
         .to_response("x");
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[ALLOW], "GET, HEAD");
-        let r = ProxyError::KeysUnavailable.to_response("x");
+        let r = ProxyError::Auth(AuthError::KeysUnavailable).to_response("x");
         assert_eq!(r.status(), 503);
         assert!(r.headers().contains_key(RETRY_AFTER));
         assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
         assert_eq!(ProxyError::GatewayTimeout.status(), 504);
         assert_eq!(ProxyError::BadGateway("x".into()).status(), 502);
         assert_eq!(ProxyError::Denied.status(), 403);
-        assert_eq!(ProxyError::BadRequest("bad_path").status(), 400);
+        assert_eq!(ProxyError::BadRequest(BadRequest::BadPath).status(), 400);
     }
 
     fn futures_body(b: Full<Bytes>) -> Bytes {

@@ -1,52 +1,51 @@
-//! Header hygiene on the way through: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed
-//! in `Connection`) are removed both ways; every configured identity header, the claims header,
-//! their underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL` and the method overrides
-//! (`X-HTTP-Method-Override`, ...) are removed from every request before anything is injected, so the upstream only ever sees identity the sidecar
-//! verified.
+//! Headers on the way through, both directions: what is stripped and what is injected.
+//!
+//! - Stripped: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed in `Connection`) both
+//!   ways; from every request, every configured identity header, the claims header, their
+//!   underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL` and the method overrides
+//!   (`X-HTTP-Method-Override`, ...), before anything is injected, so the upstream only ever
+//!   sees identity the sidecar verified.
+//! - Rendered: verified claims into the `[forward.headers]` values ([`render_identity`]),
+//!   and `X-Forwarded-*` ([`set_forwarded`]).
+//!
+//! Where a token came from, and how that source is removed, is `bearer.rs`'s.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
+use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::claims::AuthError;
 use crate::config::ForwardConfig;
 
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 // RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
-static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Hop-by-hop headers that never cross the proxy (RFC 9110 §7.6.1; RFC 7230 §6.1's list).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::PROXY_AUTHORIZATION
-        || name == header::PROXY_AUTHENTICATE
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
-        || name == HTTP2_SETTINGS
-}
-
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    // RFC 9113 §3.2.1 (h2c upgrade): connection-specific, whether or not `Connection` says so.
-    "http2-settings",
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    HTTP2_SETTINGS,
 ];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| h == name)
+}
 
 /// Headers the proxy frames or sets itself. Their underscore look-alikes (`Transfer_Encoding`,
 /// `Content_Length`, `X_Forwarded_Proto`) mean nothing to the sidecar, but CGI-style upstreams
@@ -128,7 +127,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let s = name.as_str();
         if s.contains('_') {
             let canon = canonical(s);
-            if HOP_BY_HOP.contains(&canon.as_str()) || MANAGED.contains(&canon.as_str()) {
+            if HOP_BY_HOP.iter().any(|h| h.as_str() == canon) || MANAGED.contains(&canon.as_str()) {
                 doomed.push(name.clone());
             }
         }
@@ -185,6 +184,77 @@ fn canonical(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
 
+/// A claim in the shape the route rules read it, for forwarding: `scope` only as a string and
+/// `cognito:groups` only as its string elements, so the upstream never reads a scope or a group
+/// the sidecar did not grant (a bare `"cognito:groups": "readers,admins"` grants no group, and
+/// must not arrive as `X-Auth-Groups: readers,admins`). `None`: leave the header absent.
+fn as_granted<'v>(claim: &str, v: &'v Value) -> Option<Cow<'v, Value>> {
+    match (claim, v) {
+        ("scope", Value::String(_)) => Some(Cow::Borrowed(v)),
+        ("scope", _) => None,
+        ("cognito:groups", Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(Cow::Borrowed(v))
+        }
+        ("cognito:groups", Value::Array(items)) => Some(Cow::Owned(Value::Array(
+            items.iter().filter(|i| i.is_string()).cloned().collect(),
+        ))),
+        ("cognito:groups", _) => None,
+        _ => Some(Cow::Borrowed(v)),
+    }
+}
+
+/// Escapes `%` and `,` inside one element of a joined list.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ',' => out.push_str("%2C"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Renders one claim as a header value: strings as they are, arrays joined with `,`
+/// (elements escaped), numbers, booleans and objects as JSON text. A value that cannot be
+/// a header value (CR, LF, other controls) makes the token malformed.
+pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match item {
+                    Value::String(s) => push_escaped(&mut out, s),
+                    other => push_escaped(&mut out, &other.to_string()),
+                }
+            }
+            out
+        }
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    HeaderValue::from_str(&text).map_err(|_| AuthError::Malformed)
+}
+
+/// The `[forward.headers]` of `forward`, rendered from verified claims, in config order. A
+/// claim the token lacks (or holds in a shape that grants nothing) leaves its header absent;
+/// a value that cannot be a header value makes the token malformed.
+pub fn render_identity(
+    forward: &ForwardConfig,
+    claims: &Map<String, Value>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, AuthError> {
+    let mut headers = Vec::with_capacity(forward.headers.len());
+    for (name, claim) in &forward.headers {
+        if let Some(v) = claims.get(claim).and_then(|v| as_granted(claim, v)) {
+            headers.push((name.clone(), render_claim(&v)?));
+        }
+    }
+    Ok(headers)
+}
+
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
@@ -221,6 +291,7 @@ pub fn set_forwarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn forward() -> ForwardConfig {
         ForwardConfig {
@@ -245,6 +316,41 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn claims_render_as_header_values() {
+        assert_eq!(render_claim(&json!("abc")).unwrap(), "abc");
+        assert_eq!(render_claim(&json!(42)).unwrap(), "42");
+        assert_eq!(render_claim(&json!(true)).unwrap(), "true");
+        assert_eq!(
+            render_claim(&json!(["admins", "devs,admins", "100%"])).unwrap(),
+            "admins,devs%2Cadmins,100%25"
+        );
+        assert_eq!(render_claim(&json!({"a":1})).unwrap(), "{\"a\":1}");
+        assert_eq!(
+            render_claim(&json!("a\r\nX-Evil: 1")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(render_claim(&json!("nul\0")), Err(AuthError::Malformed));
+        // A newline inside an array element is escaped by JSON? No: strings are raw, so refused.
+        assert_eq!(render_claim(&json!(["a\nb"])), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn scope_and_groups_are_forwarded_as_granted() {
+        let g = |v: Value| as_granted("cognito:groups", &v).map(|c| c.into_owned());
+        assert_eq!(g(json!(["a", "b"])), Some(json!(["a", "b"])));
+        assert_eq!(g(json!(["a", 1, ["b"]])), Some(json!(["a"])));
+        assert_eq!(g(json!("a,b")), None);
+        assert_eq!(g(json!(null)), None);
+        let s = |v: Value| as_granted("scope", &v).map(|c| c.into_owned());
+        assert_eq!(s(json!("a b")), Some(json!("a b")));
+        assert_eq!(s(json!(["a"])), None);
+        assert_eq!(
+            as_granted("username", &json!(["x"])).map(|c| c.into_owned()),
+            Some(json!(["x"]))
+        );
     }
 
     #[test]

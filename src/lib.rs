@@ -8,13 +8,18 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
+pub mod bearer;
+pub mod claims;
 pub mod config;
 pub mod demo;
 pub mod describe;
 pub mod error;
 pub mod headers;
+pub mod inspect;
 pub mod jwks;
+pub mod jws;
 pub mod lifecycle;
 pub mod logbuf;
 pub mod metrics;
@@ -22,6 +27,7 @@ pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod tls;
 pub mod token;
 pub mod upstream;

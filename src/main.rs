@@ -230,7 +230,7 @@ fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
         .unwrap_or(token)
         .trim();
     let rt = runtime(1)?;
-    let report = rt.block_on(cognito_sidecar::describe::inspect(&config, token))?;
+    let report = rt.block_on(cognito_sidecar::inspect::inspect(&config, token))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

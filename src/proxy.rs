@@ -1,10 +1,11 @@
-//! The per-request pipeline: request id, path normalisation, route lookup, token
-//! extraction and verification, route rules, header hygiene and injection, then the one
-//! pooled upstream client with a deadline. Bodies stream both ways; WebSocket upgrades are
-//! tunnelled once the request is allowed.
+//! The per-request pipeline, top to bottom in [`pipeline`]: request checks, path
+//! normalisation, route lookup, the token (`bearer.rs`) and its verification (`verify.rs`),
+//! the route's rules (`routes.rs`), the upstream request with stripped and injected headers
+//! (`headers.rs`), then the one pooled upstream client (`upstream.rs`) with a deadline.
+//! Bodies stream both ways; WebSocket upgrades are tunnelled once the request is allowed.
 //!
 //! [`handle`] is the thin outer function: it turns the pipeline's `Result` into a response,
-//! adds `X-Request-Id`, counts it and writes the one log line.
+//! adds `X-Request-Id`, and hands the outcome to `access.rs` (metrics and the log line).
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -17,76 +18,38 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::config::{AuthMode, Config, TokenConfig};
-use crate::error::ProxyError;
-use crate::headers::{self, IdentityHeaders};
+use crate::access::{self, Finished, Outcome};
+use crate::bearer::{self, Source};
+use crate::claims::{AuthError, Verified};
+use crate::config::AuthMode;
+use crate::error::{BadRequest, ProxyError};
+use crate::headers;
 use crate::metrics::Metrics;
 use crate::routes::{Lookup, Rule};
-pub use crate::upstream::Upstream;
+use crate::state::State;
 use crate::upstream::UpstreamBody;
-use crate::verify::{AuthError, Verified, Verifier};
 
 /// The response body: the upstream's, streamed, or one of ours.
 pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Everything a request needs from one config generation; swapped whole on reload.
-pub struct State {
-    pub config: Arc<Config>,
-    pub verifier: Verifier,
-    pub identity: IdentityHeaders,
-    pub upstream: Upstream,
-    /// Per-route metric handles, resolved once: index = rule index, last = default rule.
-    pub route_metrics: Vec<RouteMetrics>,
-}
-
-/// The metric children of one route, looked up once per config instead of per request.
-pub struct RouteMetrics {
-    pub forwarded: prometheus::IntCounter,
-    pub latency: prometheus::Histogram,
-}
-
-impl RouteMetrics {
-    /// Handles for every route of `config`, then the default rule.
-    pub fn for_config(config: &Config, metrics: &Metrics) -> Vec<RouteMetrics> {
-        config
-            .routes
-            .rules()
-            .iter()
-            .chain(std::iter::once(config.routes.default_rule()))
-            .map(|r| RouteMetrics {
-                forwarded: metrics.requests.with_label_values(&[&r.label, "forwarded"]),
-                latency: metrics.latency.with_label_values(&[&r.label]),
-            })
-            .collect()
-    }
-}
-
-impl State {
-    fn metrics_of(&self, rule: &Rule) -> Option<&RouteMetrics> {
-        match rule.index {
-            Some(i) => self.route_metrics.get(i),
-            None => self.route_metrics.last(),
-        }
-    }
-}
-
-/// What the pipeline learned, for the log line and metrics.
-#[derive(Default)]
-struct Outcome<'a> {
-    rule: Option<&'a Rule>,
-    path: Option<Cow<'a, str>>,
-    verified: Option<Arc<Verified>>,
-}
-
 /// Connection facts the pipeline needs.
 #[derive(Clone, Copy)]
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
+}
+
+/// What the pipeline learned on the way, for the log line and metrics.
+#[derive(Default)]
+struct Seen<'a> {
+    rule: Option<&'a Rule>,
+    path: Option<Cow<'a, str>>,
+    verified: Option<Arc<Verified>>,
 }
 
 /// Serves one request. Never fails: errors become answers.
@@ -99,54 +62,36 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = request_id(req.headers());
     let method = req.method().clone();
+    // A cheap clone (shared bytes); the normalised path may borrow from it.
     let uri = req.uri().clone();
-    let mut outcome = Outcome::default();
-    let result = pipeline(&state, &metrics, conn, req, &uri, &request_id, &mut outcome).await;
-    let (mut resp, reason) = match result {
-        Ok(r) => (r, "forwarded"),
+    let mut seen = Seen::default();
+    let result = pipeline(&state, &metrics, conn, req, &uri, &request_id, &mut seen).await;
+    let (mut resp, outcome) = match result {
+        Ok(r) => (r, Outcome::Forwarded),
         Err(e) => {
             if let ProxyError::BadGateway(source) = &e {
                 tracing::warn!(request_id = %request_id, error = %source, "upstream request failed");
             }
-            (e.to_response(&request_id).map(Either::Right), e.reason())
+            let outcome = Outcome::refused(&e);
+            (e.to_response(&request_id).map(Either::Right), outcome)
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
-    let route = outcome.rule.map_or("-", |r| r.label.as_str());
-    let elapsed = started.elapsed();
-    match outcome.rule.and_then(|r| state.metrics_of(r)) {
-        Some(m) => {
-            if reason == "forwarded" {
-                m.forwarded.inc();
-            } else {
-                metrics.requests.with_label_values(&[route, reason]).inc();
-            }
-            m.latency.observe(elapsed.as_secs_f64());
-        }
-        None => {
-            metrics.requests.with_label_values(&[route, reason]).inc();
-            metrics
-                .latency
-                .with_label_values(&[route])
-                .observe(elapsed.as_secs_f64());
-        }
-    }
-    let v = outcome.verified.as_deref();
-    tracing::info!(
-        target: "cognito_sidecar::access",
-        request_id = %request_id,
-        method = %method,
-        path = outcome.path.as_deref().unwrap_or("-"),
-        route,
-        status = resp.status().as_u16(),
-        outcome = reason,
-        latency_us = elapsed.as_micros() as u64,
-        sub = v.and_then(|v| v.sub.as_deref()),
-        client_id = v.and_then(|v| v.client_id.as_deref()),
-        jti = v.and_then(|v| v.jti.as_deref()),
-        "request"
+    access::record(
+        &state,
+        &metrics,
+        &Finished {
+            request_id: &request_id,
+            method: &method,
+            path: seen.path.as_deref(),
+            rule: seen.rule,
+            status: resp.status().as_u16(),
+            outcome,
+            elapsed: started.elapsed(),
+            verified: seen.verified.as_deref(),
+        },
     );
     Ok(resp)
 }
@@ -167,191 +112,29 @@ fn request_id(headers: &http::HeaderMap) -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Where a token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Header,
-    Cookie,
-    Query,
-    WebSocket,
-}
-
-/// RFC 6750 §2.1 b64token: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"` then `=`*.
-fn is_b64token(t: &str) -> bool {
-    // Tokens are ~1 KiB and this runs on every protected request: the per-byte test is
-    // branch-free and checked 32 bytes at a time, which the compiler vectorises (about 3x
-    // faster than a table lookup per byte).
-    fn ok(b: u8) -> bool {
-        (b.wrapping_sub(b'a') < 26)
-            | (b.wrapping_sub(b'A') < 26)
-            | (b.wrapping_sub(b'0') < 10)
-            | (b == b'-')
-            | (b == b'.')
-            | (b == b'_')
-            | (b == b'~')
-            | (b == b'+')
-            | (b == b'/')
-    }
-    let body = t.trim_end_matches('=').as_bytes();
-    if body.is_empty() {
-        return false;
-    }
-    let mut chunks = body.chunks_exact(32);
-    for c in &mut chunks {
-        if !c.iter().fold(true, |all, &b| all & ok(b)) {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&b| ok(b))
-}
-
-/// Finds the bearer token: exactly one `Authorization: Bearer`, else the configured cookie,
-/// query parameter or WebSocket protocol.
-fn extract_token<'a>(
-    req: &'a Request<Incoming>,
-    cfg: &TokenConfig,
-    websocket: bool,
-) -> Result<Option<(Cow<'a, str>, Source)>, ProxyError> {
-    let mut auth = req.headers().get_all(header::AUTHORIZATION).iter();
-    if let Some(first) = auth.next() {
-        if auth.next().is_some() {
-            return Err(ProxyError::BadRequest("authorization_duplicated"));
-        }
-        let s = first
-            .to_str()
-            .map_err(|_| ProxyError::Unauthorized(AuthError::Malformed))?;
-        let (scheme, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let token = rest.trim_matches(' ');
-            if token.len() > cfg.max_bytes {
-                return Err(ProxyError::Unauthorized(AuthError::TooLarge));
-            }
-            if !is_b64token(token) {
-                return Err(ProxyError::Unauthorized(if token.is_empty() {
-                    AuthError::Missing
-                } else {
-                    AuthError::Malformed
-                }));
-            }
-            return Ok(Some((Cow::Borrowed(token), Source::Header)));
-        }
-    }
-    if let Some(name) = &cfg.cookie {
-        for v in req.headers().get_all(header::COOKIE) {
-            let Ok(s) = v.to_str() else { continue };
-            for pair in s.split(';') {
-                if let Some((k, val)) = pair.trim().split_once('=') {
-                    if k.trim() == name {
-                        let val = val.trim().trim_matches('"');
-                        if !val.is_empty() {
-                            return Ok(Some((Cow::Borrowed(val), Source::Cookie)));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if let (Some(name), Some(q)) = (&cfg.query, req.uri().query()) {
-        if let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name) {
-            if !v.is_empty() {
-                return Ok(Some((Cow::Owned(v.into_owned()), Source::Query)));
-            }
-        }
-    }
-    if cfg.websocket_protocol && websocket {
-        if let Some(t) = websocket_protocol_token(req.headers()) {
-            return Ok(Some((Cow::Owned(t), Source::WebSocket)));
-        }
-    }
-    Ok(None)
-}
-
-/// `Sec-WebSocket-Protocol: bearer, <jwt>[, others]` -> the jwt.
-fn websocket_protocol_token(h: &http::HeaderMap) -> Option<String> {
-    let v = h.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
-    let mut it = v.split(',').map(str::trim);
-    while let Some(p) = it.next() {
-        if p.eq_ignore_ascii_case("bearer") {
-            return it.next().map(str::to_string);
-        }
-    }
-    None
-}
-
-/// Removes `bearer, <jwt>` from the offered WebSocket protocols.
-fn strip_websocket_token(h: &mut http::HeaderMap) {
-    let Some(v) = h
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return;
-    };
-    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
-    let mut keep = Vec::new();
-    let mut i = 0;
-    while i < parts.len() {
-        if parts[i].eq_ignore_ascii_case("bearer") {
-            i += 2;
-            continue;
-        }
-        keep.push(parts[i]);
-        i += 1;
-    }
-    if keep.is_empty() {
-        h.remove(header::SEC_WEBSOCKET_PROTOCOL);
-    } else if let Ok(v) = HeaderValue::from_str(&keep.join(", ")) {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-    }
-}
-
-/// The query without the token parameter (`None` when nothing is left).
-fn query_without(q: &str, name: &str) -> Option<String> {
-    let kept: Vec<&str> = q
-        .split('&')
-        .filter(|pair| {
-            let key = pair.split('=').next().unwrap_or("");
-            let decoded: String = form_urlencoded::parse(key.as_bytes())
-                .next()
-                .map(|(k, _)| k.into_owned())
-                .unwrap_or_default();
-            decoded != name
-        })
-        .collect();
-    if kept.is_empty() {
-        None
-    } else {
-        Some(kept.join("&"))
-    }
-}
-
 /// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, more than one, or one that is not a
 /// plain `host[:port]` is refused, so the upstream never has to choose between two hosts.
 /// (HTTP/1.0 may leave it out; HTTP/2 names the authority in a pseudo-header.)
 fn check_host<B>(req: &Request<B>) -> Result<(), ProxyError> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => Err(ProxyError::BadRequest("bad_host")),
-        (None, _) if req.version() == http::Version::HTTP_11 => {
-            Err(ProxyError::BadRequest("bad_host"))
-        }
-        (None, _) => Ok(()),
-        (Some(h), None) => {
-            let ok = h
-                .to_str()
-                .ok()
-                .filter(|s| !s.is_empty() && !s.contains('@'))
-                .and_then(|s| s.parse::<http::uri::Authority>().ok())
-                .is_some_and(|a| a.as_str().len() == h.len());
-            if ok {
-                Ok(())
-            } else {
-                Err(ProxyError::BadRequest("bad_host"))
-            }
-        }
+    let ok = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => false,
+        (None, _) => req.version() != http::Version::HTTP_11,
+        (Some(h), None) => h
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && !s.contains('@'))
+            .and_then(|s| s.parse::<http::uri::Authority>().ok())
+            .is_some_and(|a| a.as_str().len() == h.len()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ProxyError::BadRequest(BadRequest::BadHost))
     }
 }
 
-fn is_preflight(req: &Request<Incoming>) -> bool {
+fn is_preflight<B>(req: &Request<B>) -> bool {
     req.method() == Method::OPTIONS
         && req.headers().contains_key(header::ORIGIN)
         && req
@@ -359,31 +142,34 @@ fn is_preflight(req: &Request<Incoming>) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+/// What the upstream request carries beyond the client's own request.
+struct Forward<'a> {
+    /// The normalised path: the one the route was chosen for.
+    path: &'a str,
+    request_id: &'a str,
+    verified: Option<&'a Verified>,
+    /// The claims header's value (the token's payload segment), when configured.
+    claims_value: Option<HeaderValue>,
+    token_source: Option<Source>,
+    websocket: bool,
+}
+
 /// The upstream request, built from the client's. A plain function, not part of the
 /// `async` pipeline: its locals would otherwise take room in every request's future.
-#[allow(clippy::too_many_arguments)]
 fn upstream_request(
     state: &State,
     conn: Conn,
     mut req: Request<Incoming>,
-    path: &str,
-    request_id: &str,
-    verified: Option<&Verified>,
-    claims_value: Option<HeaderValue>,
-    token_source: Option<Source>,
-    websocket: bool,
-) -> Result<(Request<Incoming>, Option<hyper::upgrade::OnUpgrade>), ProxyError> {
+    fwd: Forward<'_>,
+) -> Result<(Request<Incoming>, Option<OnUpgrade>), ProxyError> {
     let cfg = &state.config;
-    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = fwd.websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let query = match (&cfg.token.query, parts.uri.query()) {
-        (Some(name), Some(q)) => query_without(q, name).map(Cow::Owned),
-        (_, q) => q.map(Cow::Borrowed),
-    };
+    let query = bearer::forwarded_query(&cfg.token, parts.uri.query());
     let uri = state
         .upstream
-        .target(path, query.as_deref())
-        .ok_or(ProxyError::BadRequest("bad_target"))?;
+        .target(fwd.path, query.as_deref())
+        .ok_or(ProxyError::BadRequest(BadRequest::BadTarget))?;
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -397,15 +183,13 @@ fn upstream_request(
     if cfg.forward.strip_authorization {
         h.remove(header::AUTHORIZATION);
     }
-    if token_source == Some(Source::WebSocket) {
-        strip_websocket_token(h);
-    }
-    if let Some(v) = verified {
+    bearer::remove_from_headers(fwd.token_source, h);
+    if let Some(v) = fwd.verified {
         for (name, value) in &v.headers {
             h.insert(name.clone(), value.clone());
         }
     }
-    if let (Some(name), Some(value)) = (&cfg.forward.claims_header, claims_value) {
+    if let (Some(name), Some(value)) = (&cfg.forward.claims_header, fwd.claims_value) {
         h.insert(name.clone(), value);
     }
     headers::set_forwarded(
@@ -419,7 +203,7 @@ fn upstream_request(
             h.insert(header::HOST, host);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
+    if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
     if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
@@ -438,24 +222,28 @@ async fn pipeline<'a>(
     req: Request<Incoming>,
     client_uri: &'a Uri,
     request_id: &str,
-    outcome: &mut Outcome<'a>,
+    seen: &mut Seen<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     let cfg = &state.config;
+    // 1. Requests the sidecar will not interpret.
     if req.method() == Method::CONNECT {
-        return Err(ProxyError::BadRequest("connect_not_supported"));
+        return Err(ProxyError::BadRequest(BadRequest::ConnectNotSupported));
     }
     check_host(&req)?;
+    // 2. The path, normalised once: the path that is checked is the path that is forwarded.
     let path = crate::path::normalize(client_uri.path()).map_err(|e| {
         tracing::debug!(request_id, reason = e.as_str(), "path refused");
-        ProxyError::BadRequest("bad_path")
+        ProxyError::BadRequest(BadRequest::BadPath)
     })?;
-    let path: &str = outcome.path.insert(path);
+    let path: &str = seen.path.insert(path);
+    // 3. The route.
     let rule = match cfg.routes.lookup(req.method(), path) {
         Lookup::Route(r) => r,
         Lookup::MethodNotAllowed(allow) => return Err(ProxyError::MethodNotAllowed { allow }),
     };
-    outcome.rule = Some(rule);
+    seen.rule = Some(rule);
 
+    // 4. The token, its verification and the route's rules.
     let websocket = req.version() == http::Version::HTTP_11
         && req.method() == Method::GET
         && headers::is_websocket_upgrade(req.headers());
@@ -467,18 +255,14 @@ async fn pipeline<'a>(
         AuthMode::Public => {}
         AuthMode::Required if preflight => {}
         AuthMode::Required => {
-            let (token, source) = extract_token(&req, &cfg.token, websocket)?
-                .ok_or(ProxyError::Unauthorized(AuthError::Missing))?;
+            let (token, source) =
+                bearer::extract(&req, &cfg.token, websocket)?.ok_or(AuthError::Missing)?;
             token_source = Some(source);
             let verified = state
                 .verifier
                 .verify(&token, crate::verify::now_secs())
-                .await
-                .map_err(|e| match e {
-                    AuthError::KeysUnavailable => ProxyError::KeysUnavailable,
-                    e => ProxyError::Unauthorized(e),
-                })?;
-            outcome.verified = Some(Arc::clone(&verified));
+                .await?;
+            seen.verified = Some(Arc::clone(&verified));
             // The payload segment is base64url(JSON of the verified claims), canonical
             // because it decoded strictly.
             if cfg.forward.claims_header.is_some() {
@@ -495,18 +279,20 @@ async fn pipeline<'a>(
         }
     }
 
+    // 5. The upstream request, and its answer within request_timeout.
     let (upstream_req, client_upgrade) = upstream_request(
         state,
         conn,
         req,
-        path,
-        request_id,
-        outcome.verified.as_deref(),
-        claims_value,
-        token_source,
-        websocket,
+        Forward {
+            path,
+            request_id,
+            verified: seen.verified.as_deref(),
+            claims_value,
+            token_source,
+            websocket,
+        },
     )?;
-
     // Not bound to a name first: a moved-from local still takes room in this future.
     let mut resp = match tokio::time::timeout(
         state.upstream.request_timeout,
@@ -529,6 +315,8 @@ async fn pipeline<'a>(
         Ok(Ok(r)) => r,
     };
 
+    // 6. The answer: a tunnel for an accepted upgrade, else the response without hop-by-hop
+    // headers.
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             metrics
@@ -539,20 +327,7 @@ async fn pipeline<'a>(
                 "upstream switched protocols unasked".into(),
             ));
         };
-        let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        let rid = request_id.to_string();
-        tokio::spawn(async move {
-            match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok((c, u)) => {
-                    let mut c = TokioIo::new(c);
-                    let mut u = TokioIo::new(u);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                        tracing::debug!(request_id = %rid, error = %e, "tunnel closed");
-                    }
-                }
-                Err(e) => tracing::debug!(request_id = %rid, error = %e, "upgrade failed"),
-            }
-        });
+        tunnel(client_upgrade, hyper::upgrade::on(&mut resp), request_id);
         if token_source == Some(Source::WebSocket)
             && !resp.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL)
         {
@@ -566,6 +341,24 @@ async fn pipeline<'a>(
     }
     headers::strip_hop_by_hop(resp.headers_mut());
     Ok(resp.map(Either::Left))
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections, in the
+/// background, until either side closes.
+fn tunnel(client: OnUpgrade, upstream: OnUpgrade, request_id: &str) {
+    let rid = request_id.to_string();
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream) {
+            Ok((c, u)) => {
+                let mut c = TokioIo::new(c);
+                let mut u = TokioIo::new(u);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                    tracing::debug!(request_id = %rid, error = %e, "tunnel closed");
+                }
+            }
+            Err(e) => tracing::debug!(request_id = %rid, error = %e, "upgrade failed"),
+        }
+    });
 }
 
 #[cfg(test)]
@@ -599,60 +392,6 @@ mod tests {
         ] {
             assert!(check_host(&req(v11, bad)).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn b64token_charset() {
-        assert!(is_b64token("eyJ.abc-_.x~+/=="));
-        assert!(!is_b64token(""));
-        assert!(!is_b64token("a b"));
-        assert!(!is_b64token("a\"b"));
-        assert!(!is_b64token("==="));
-        // Every byte value, alone and at each position of a 40-byte token (one full chunk
-        // of 32 and a remainder).
-        for b in 0..=255u8 {
-            let want = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
-            let t = String::from_utf8_lossy(&[b]).into_owned();
-            if b != b'=' {
-                assert_eq!(is_b64token(&t), want && b < 128, "byte {b}");
-            }
-            for pos in [0, 31, 32, 39] {
-                let mut v = vec![b'a'; 40];
-                v[pos] = b;
-                if let Ok(t) = std::str::from_utf8(&v) {
-                    assert_eq!(
-                        is_b64token(t),
-                        want || (b == b'=' && pos == 39),
-                        "{b} at {pos}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn query_token_is_removed_others_kept() {
-        assert_eq!(
-            query_without("access_token=abc&x=1", "access_token").as_deref(),
-            Some("x=1")
-        );
-        assert_eq!(query_without("access_token=abc", "access_token"), None);
-        assert_eq!(
-            query_without("a=1&access%5Ftoken=abc&b=2", "access_token").as_deref(),
-            Some("a=1&b=2")
-        );
-    }
-
-    #[test]
-    fn websocket_protocol_token_is_found_and_removed() {
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("chat, bearer, eyJ.x.y"),
-        );
-        assert_eq!(websocket_protocol_token(&h).as_deref(), Some("eyJ.x.y"));
-        strip_websocket_token(&mut h);
-        assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "chat");
     }
 
     #[test]

@@ -84,14 +84,7 @@ impl Forbidden {
     }
 }
 
-/// What a verified token offers to the route rules.
-pub struct Grant<'a> {
-    pub token_use: Option<TokenUse>,
-    /// `client_id` (access token) or `aud` values (id token / OIDC).
-    pub clients: &'a [Box<str>],
-    pub scopes: &'a [Box<str>],
-    pub groups: &'a [Box<str>],
-}
+pub use crate::claims::Grant;
 
 impl Rule {
     fn default_rule(auth: AuthMode) -> Rule {

@@ -1,92 +1,29 @@
-//! The running sidecar: listeners, the accept loops (connection limit, TLS, header-read
-//! timeout), the config snapshot swapped on reload, key stores kept across reloads, and the
-//! graceful drain on shutdown.
+//! The running sidecar: binding the listeners, the accept loop (connection limit, TLS,
+//! header-read timeout, HTTP/1 or HTTP/2 by the first bytes), reload, and the graceful drain
+//! on shutdown. The state requests read is `state.rs`'s; the admin endpoints are
+//! `admin.rs`'s; what happens to a request is `proxy.rs`'s.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::headers::IdentityHeaders;
-use crate::jwks::{KeyStore, StoreKey};
+use crate::config::{Config, ListenerConfig};
 use crate::metrics::Metrics;
-use crate::proxy::{self, Conn, State, Upstream};
-use crate::verify::{Issuer, Verifier};
-
-/// State shared by the listeners and the lifecycle.
-pub struct Shared {
-    pub state: ArcSwap<State>,
-    pub metrics: Arc<Metrics>,
-    stores: Mutex<Vec<(StoreKey, Arc<KeyStore>)>>,
-    pub(crate) draining: std::sync::atomic::AtomicBool,
-}
-
-impl Shared {
-    /// Whether every issuer's keys are loaded (and we are not draining).
-    pub fn ready(&self) -> bool {
-        !self.draining.load(std::sync::atomic::Ordering::Relaxed)
-            && self.state.load().verifier.ready()
-    }
-
-    /// Builds a state for `config`, reusing key stores whose settings did not change.
-    fn build_state(&self, config: Config) -> anyhow::Result<State> {
-        let mut stores = self.stores.lock().expect("lock poisoned");
-        let mut issuers = Vec::with_capacity(config.issuers.len());
-        let mut used = Vec::new();
-        for cfg in &config.issuers {
-            let key = StoreKey::of(cfg);
-            let store = match stores.iter().find(|(k, _)| *k == key) {
-                Some((_, s)) => Arc::clone(s),
-                None => {
-                    let s = KeyStore::new(cfg, Arc::clone(&self.metrics))
-                        .with_context(|| format!("issuer {:?}", cfg.name))?;
-                    s.spawn_refresher();
-                    stores.push((key.clone(), Arc::clone(&s)));
-                    s
-                }
-            };
-            used.push(key);
-            issuers.push(Issuer {
-                cfg: cfg.clone(),
-                keys: store,
-            });
-        }
-        // Stores no config uses any more stop refreshing.
-        stores.retain(|(k, s)| {
-            let keep = used.contains(k);
-            if !keep {
-                s.stop();
-            }
-            keep
-        });
-        let verifier = Verifier::new(
-            issuers,
-            config.forward.clone(),
-            config.token.max_bytes,
-            config.token.cache_entries,
-            Arc::clone(&self.metrics),
-        );
-        Ok(State {
-            identity: IdentityHeaders::new(&config.forward),
-            upstream: Upstream::new(&config.upstream, self.metrics.upstream_queued.clone())?,
-            verifier,
-            route_metrics: proxy::RouteMetrics::for_config(&config, &self.metrics),
-            config: Arc::new(config),
-        })
-    }
-}
+use crate::proxy::{self, Conn};
+use crate::state::Shared;
 
 /// A running sidecar (proxy listener, admin listener, key refreshers).
 pub struct Sidecar {
@@ -133,14 +70,7 @@ impl Sidecar {
             .map(|l| l.local_addr())
             .transpose()?;
         let listener_cfg = config.listener.clone();
-        let shared = Arc::new(Shared {
-            state: ArcSwap::from_pointee(placeholder_state(&metrics)?),
-            metrics,
-            stores: Mutex::new(Vec::new()),
-            draining: false.into(),
-        });
-        let state = shared.build_state(config)?;
-        shared.state.store(Arc::new(state));
+        let shared = Arc::new(Shared::new(config, metrics)?);
 
         let cancel = CancellationToken::new();
         let proxy_task = tokio::spawn(accept_loop(
@@ -193,46 +123,24 @@ impl Sidecar {
         {
             tracing::warn!("listener, admin, TLS and runtime changes take effect on restart only");
         }
-        let state = self.shared.build_state(config)?;
-        self.shared.state.store(Arc::new(state));
-        Ok(())
+        self.shared.reload(config)
     }
 
     /// Stops accepting, lets in-flight requests finish within `listener.drain_timeout`,
     /// then stops the key refreshers.
     pub async fn shutdown(self) {
-        self.shared
-            .draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.start_draining();
         self.cancel.cancel();
         let _ = self.proxy_task.await;
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
-        for (_, s) in self.shared.stores.lock().expect("lock poisoned").drain(..) {
-            s.stop();
-        }
+        self.shared.stop_key_stores();
     }
 }
 
-/// A state with no issuers, used only until the first real state is built.
-fn placeholder_state(metrics: &Arc<Metrics>) -> anyhow::Result<State> {
-    let config = Config::from_toml_str(
-        "(startup)",
-        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[default]\nauth = \"deny\"\n",
-        &[],
-    )?;
-    Ok(State {
-        identity: IdentityHeaders::new(&config.forward),
-        upstream: Upstream::new(&config.upstream, metrics.upstream_queued.clone())?,
-        verifier: Verifier::new(vec![], config.forward.clone(), 8192, 0, Arc::clone(metrics)),
-        route_metrics: Vec::new(),
-        config: Arc::new(config),
-    })
-}
-
 /// The hyper connection builder: HTTP/1.1 and HTTP/2, header-read timeout, header size cap.
-pub(crate) fn conn_builder(cfg: &crate::config::ListenerConfig) -> auto::Builder<TokioExecutor> {
+pub(crate) fn conn_builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
@@ -251,7 +159,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
-    cfg: crate::config::ListenerConfig,
+    cfg: ListenerConfig,
     cancel: CancellationToken,
 ) {
     let builder = conn_builder(&cfg);
@@ -290,47 +198,27 @@ async fn accept_loop(
         let cancel = cancel.clone();
         tokio::spawn(async move {
             shared.metrics.connections_active.inc();
-            let is_tls = tls.is_some();
-            let conn = Conn { peer, tls: is_tls };
-            match tls {
-                None => {
-                    serve(
-                        stream,
-                        conn,
-                        &shared,
-                        &builder,
-                        watcher,
-                        handshake_timeout,
-                        &cancel,
-                    )
+            let conn = Conn {
+                peer,
+                tls: tls.is_some(),
+            };
+            let stream = match tls {
+                None => Some(Either::Left(stream)),
+                Some(acceptor) => tls_handshake(&acceptor, stream, peer, handshake_timeout)
                     .await
-                }
-                // Boxed: a TLS connection's state is large, and kept inline it would size
-                // every plain connection's task too.
-                Some(acceptor) => {
-                    Box::pin(async {
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                        {
-                            Ok(Ok(s)) => {
-                                serve(
-                                    s,
-                                    conn,
-                                    &shared,
-                                    &builder,
-                                    watcher,
-                                    handshake_timeout,
-                                    &cancel,
-                                )
-                                .await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    })
-                    .await
-                }
+                    .map(Either::Right),
+            };
+            if let Some(stream) = stream {
+                serve(
+                    stream,
+                    conn,
+                    &shared,
+                    &builder,
+                    watcher,
+                    handshake_timeout,
+                    &cancel,
+                )
+                .await;
             }
             shared.metrics.connections_active.dec();
             drop(permit);
@@ -342,6 +230,31 @@ async fn accept_loop(
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!(?drain, "drain timeout: closing remaining connections"),
     }
+}
+
+/// The TLS handshake, within `limit`. Boxed, both the handshake and the stream: a TLS
+/// connection's state is large, and kept inline it would size every plain connection's task
+/// too.
+async fn tls_handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+) -> Option<Box<TlsStream<TcpStream>>> {
+    Box::pin(async {
+        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => Some(Box::new(s)),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
+    })
+    .await
 }
 
 async fn serve<S>(

@@ -20,7 +20,7 @@ use base64::Engine;
 use cognito_sidecar::demo::keys::{self, SigningKey};
 use cognito_sidecar::jwks::KeyStore;
 use cognito_sidecar::metrics::Metrics;
-use cognito_sidecar::verify::{Issuer, Verifier};
+use cognito_sidecar::verify::Verifier;
 use cognito_sidecar::Config;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -51,6 +51,8 @@ jwks_url = "http://127.0.0.1:9/jwks.json"
 client_ids = ["client-a"]
 jwks_min_refetch = "1h"
 jwks_timeout = "1s"
+[token]
+cache_entries = 0
 "#,
             &[],
         )
@@ -61,18 +63,20 @@ jwks_timeout = "1s"
             .unwrap();
         let key = SigningKey::generate("kid-a").unwrap();
         let metrics = Arc::new(Metrics::new());
-        let cfg = config.issuers[0].clone();
-        let store = rt.block_on(async { KeyStore::new(&cfg, Arc::clone(&metrics)).unwrap() });
-        store
-            .install_jwks(keys::jwks(&[&key]).to_string().as_bytes())
+        let jwks = keys::jwks(&[&key]).to_string();
+        let verifier = rt
+            .block_on(async {
+                Verifier::for_config(
+                    &config,
+                    |cfg| {
+                        let store = KeyStore::new(cfg, Arc::clone(&metrics))?;
+                        store.install_jwks(jwks.as_bytes())?;
+                        Ok(store)
+                    },
+                    Arc::clone(&metrics),
+                )
+            })
             .unwrap();
-        let verifier = Verifier::new(
-            vec![Issuer { cfg, keys: store }],
-            config.forward.clone(),
-            config.token.max_bytes,
-            0,
-            metrics,
-        );
         World { rt, verifier, key }
     })
 }

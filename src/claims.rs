@@ -1,0 +1,105 @@
+//! The vocabulary of a verified token, shared by the verifier (which makes it), the route
+//! rules (which read a [`Grant`]), the identity headers and the log line: what a token was
+//! found to be ([`Verified`]), what it offers to the rules ([`Grant`]), and why a token was
+//! refused ([`AuthError`]).
+//!
+//! Imports no module that uses it: verification lives in `verify.rs`, the rules in
+//! `routes.rs`, header rendering in `headers.rs`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+
+use crate::config::TokenUse;
+use crate::jwks::VerifyKey;
+
+/// Why a token was refused. Each is the `error_description`, the log reason and the label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthError {
+    Missing,
+    Malformed,
+    TooLarge,
+    AlgNotAllowed,
+    UnknownKid,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongTokenUse,
+    WrongClient,
+    WrongAudience,
+    /// The token's issuer has no keys loaded yet: not the token's fault (503, not 401).
+    KeysUnavailable,
+}
+
+impl AuthError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::TooLarge => "too_large",
+            AuthError::AlgNotAllowed => "alg_not_allowed",
+            AuthError::UnknownKid => "unknown_kid",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::WrongTokenUse => "wrong_token_use",
+            AuthError::WrongClient => "wrong_client",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified token: what the route rules, the identity headers and the log line need.
+#[derive(Debug)]
+pub struct Verified {
+    /// Index of the issuer in the config.
+    pub issuer: usize,
+    pub kid: Box<str>,
+    /// Serial of the key set the token was verified with: while it is current, so is the key.
+    pub key_set: u64,
+    /// The key that verified the signature: after a refresh, a cache hit needs the issuer's
+    /// set to still hold this key (not merely this `kid`) under its `kid`.
+    pub key: Arc<VerifyKey>,
+    pub exp: i64,
+    pub token_use: Option<TokenUse>,
+    /// `client_id` for access tokens, the `aud` values otherwise.
+    pub clients: Vec<Box<str>>,
+    pub scopes: Vec<Box<str>>,
+    pub groups: Vec<Box<str>>,
+    pub sub: Option<Box<str>>,
+    pub client_id: Option<Box<str>>,
+    pub jti: Option<Box<str>>,
+    /// Identity headers rendered from the claims, ready to insert (`claims_header` aside).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Verified {
+    /// What this token offers to the route rules.
+    pub fn grant(&self) -> Grant<'_> {
+        Grant {
+            token_use: self.token_use,
+            clients: &self.clients,
+            scopes: &self.scopes,
+            groups: &self.groups,
+        }
+    }
+}
+
+/// What a verified token offers to the route rules.
+pub struct Grant<'a> {
+    pub token_use: Option<TokenUse>,
+    /// `client_id` (access token) or `aud` values (id token / OIDC).
+    pub clients: &'a [Box<str>],
+    pub scopes: &'a [Box<str>],
+    pub groups: &'a [Box<str>],
+}

@@ -1,0 +1,100 @@
+//! `inspect`: decode a token, verify it against the configured issuers (fetching the
+//! matching issuer's JWKS once), and say for each route whether it may call it and why not.
+//! Uses the same verifier stack as the running sidecar ([`Verifier::for_config`]).
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use crate::claims::AuthError;
+use crate::config::{AuthMode, Config};
+use crate::describe::requirements;
+use crate::jwks::KeyStore;
+use crate::jws::decode_unverified;
+use crate::metrics::Metrics;
+use crate::verify::{now_secs, Verifier};
+
+/// The report, as printed by `cognito-sidecar inspect`.
+pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
+    let mut o = String::new();
+    let (header, payload) = match decode_unverified(token) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = writeln!(o, "not a JWT: {e}");
+            return Ok(o);
+        }
+    };
+    let _ = writeln!(o, "# header\n{}", serde_json::to_string_pretty(&header)?);
+    let _ = writeln!(
+        o,
+        "# payload (unverified)\n{}",
+        serde_json::to_string_pretty(&payload)?
+    );
+
+    let metrics = Arc::new(Metrics::new());
+    let iss = payload.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+    let verifier = Verifier::for_config(
+        c,
+        |cfg| KeyStore::new(cfg, Arc::clone(&metrics)),
+        Arc::clone(&metrics),
+    )?;
+    for issuer in verifier.issuers().iter().filter(|i| i.cfg.issuer == iss) {
+        if let Err(e) = issuer.keys.fetch_now().await {
+            let _ = writeln!(
+                o,
+                "\n# keys\nissuer {:?}: JWKS {} failed: {e}",
+                issuer.cfg.name, issuer.cfg.jwks_url
+            );
+        }
+    }
+    let result = verifier.verify_uncached(token, now_secs()).await;
+    let _ = writeln!(o, "\n# verification");
+    let verified = match &result {
+        Ok((v, _)) => {
+            let name = &c.issuers[v.issuer].name;
+            let _ = writeln!(o, "accepted by issuer {name:?} (kid {})", v.kid);
+            let _ = writeln!(o, "headers the upstream would receive:");
+            for (h, val) in &v.headers {
+                let _ = writeln!(o, "  {}: {}", h, val.to_str().unwrap_or("<binary>"));
+            }
+            if let (Some(h), Some(p)) = (&c.forward.claims_header, token.split('.').nth(1)) {
+                let _ = writeln!(o, "  {h}: {p}");
+            }
+            Some(v)
+        }
+        Err(e) => {
+            let why = match e {
+                AuthError::WrongIssuer => format!(
+                    "wrong_issuer: iss {:?} is none of the configured issuers ({})",
+                    iss,
+                    c.issuers
+                        .iter()
+                        .map(|i| i.issuer.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => other.as_str().to_string(),
+            };
+            let _ = writeln!(o, "rejected: {why}");
+            None
+        }
+    };
+    let _ = writeln!(o, "\n# routes");
+    for r in c
+        .routes
+        .rules()
+        .iter()
+        .chain(std::iter::once(c.routes.default_rule()))
+    {
+        let verdict = match (r.auth, verified) {
+            (AuthMode::Public, _) => "yes (public)".to_string(),
+            (AuthMode::Deny, _) => "no: denied for everyone".to_string(),
+            (AuthMode::Required, None) => "no: token rejected".to_string(),
+            (AuthMode::Required, Some(v)) => match r.authorize(&v.grant()) {
+                Ok(()) => "yes".to_string(),
+                Err(f) => format!("no: {} (needs {})", f.as_str(), requirements(r)),
+            },
+        };
+        let _ = writeln!(o, "{:<32} {:<16} {}", r.label, r.methods_label(), verdict);
+    }
+    Ok(o)
+}

@@ -1,0 +1,176 @@
+//! The running state: everything a request needs from one config generation ([`State`],
+//! swapped whole on reload), and what the listeners and the lifecycle share around it
+//! ([`Shared`]: the current state, the metrics, the key stores kept across reloads, and the
+//! draining flag that readiness reads).
+//!
+//! Built in one place, [`State::build`]; the listeners that read it are `server.rs` and
+//! `admin.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, IssuerConfig};
+use crate::headers::IdentityHeaders;
+use crate::jwks::{KeyStore, StoreKey};
+use crate::metrics::Metrics;
+use crate::routes::Rule;
+use crate::upstream::Upstream;
+use crate::verify::Verifier;
+
+/// Everything a request needs from one config generation; swapped whole on reload.
+pub struct State {
+    pub config: Arc<Config>,
+    pub verifier: Verifier,
+    pub identity: IdentityHeaders,
+    pub upstream: Upstream,
+    /// Per-route metric handles, resolved once: index = rule index, last = default rule.
+    route_metrics: Vec<RouteMetrics>,
+}
+
+/// The metric children of one route, looked up once per config instead of per request.
+pub struct RouteMetrics {
+    pub forwarded: prometheus::IntCounter,
+    pub latency: prometheus::Histogram,
+}
+
+impl State {
+    /// Builds the state for `config`, with key stores from `stores` (started on first use).
+    pub fn build(
+        config: Config,
+        stores: &KeyStores,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<State> {
+        let verifier = Verifier::for_config(
+            &config,
+            |cfg| stores.get_or_start(cfg, metrics),
+            Arc::clone(metrics),
+        )?;
+        let upstream = Upstream::new(&config.upstream, metrics.upstream_queued.clone())?;
+        // Only once nothing can fail: the old state, still serving, may use these stores.
+        stores.keep_only(&config.issuers);
+        let route_metrics = config
+            .routes
+            .rules()
+            .iter()
+            .chain(std::iter::once(config.routes.default_rule()))
+            .map(|r| RouteMetrics {
+                forwarded: metrics.requests.with_label_values(&[&r.label, "forwarded"]),
+                latency: metrics.latency.with_label_values(&[&r.label]),
+            })
+            .collect();
+        Ok(State {
+            identity: IdentityHeaders::new(&config.forward),
+            upstream,
+            verifier,
+            route_metrics,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The metric handles of `rule` (a rule of this state's config).
+    pub fn metrics_of(&self, rule: &Rule) -> Option<&RouteMetrics> {
+        match rule.index {
+            Some(i) => self.route_metrics.get(i),
+            None => self.route_metrics.last(),
+        }
+    }
+}
+
+/// The key stores of the running sidecar, one per distinct JWKS setting: a reload keeps a
+/// store (and its keys) whose settings did not change.
+#[derive(Default)]
+pub struct KeyStores {
+    stores: Mutex<Vec<(StoreKey, Arc<KeyStore>)>>,
+}
+
+impl KeyStores {
+    /// The store for `cfg`: the running one with the same settings, or a new one whose
+    /// background refresh starts now.
+    fn get_or_start(
+        &self,
+        cfg: &IssuerConfig,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Arc<KeyStore>> {
+        let key = StoreKey::of(cfg);
+        let mut stores = self.stores.lock().expect("lock poisoned");
+        if let Some((_, s)) = stores.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(s));
+        }
+        let s = KeyStore::new(cfg, Arc::clone(metrics))
+            .with_context(|| format!("issuer {:?}", cfg.name))?;
+        s.spawn_refresher();
+        stores.push((key, Arc::clone(&s)));
+        Ok(s)
+    }
+
+    /// Stops the stores no issuer of `issuers` uses any more.
+    fn keep_only(&self, issuers: &[IssuerConfig]) {
+        let used: Vec<StoreKey> = issuers.iter().map(StoreKey::of).collect();
+        self.stores.lock().expect("lock poisoned").retain(|(k, s)| {
+            let keep = used.contains(k);
+            if !keep {
+                s.stop();
+            }
+            keep
+        });
+    }
+
+    /// Stops every store.
+    fn stop_all(&self) {
+        for (_, s) in self.stores.lock().expect("lock poisoned").drain(..) {
+            s.stop();
+        }
+    }
+}
+
+/// State shared by the listeners and the lifecycle.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub metrics: Arc<Metrics>,
+    stores: KeyStores,
+    draining: AtomicBool,
+}
+
+impl Shared {
+    /// The shared state for a first `config`.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Shared> {
+        let stores = KeyStores::default();
+        let state = State::build(config, &stores, &metrics)?;
+        Ok(Shared {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            stores,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Swaps in a state for `config` (built off the request path; on error the old one
+    /// keeps serving).
+    pub fn reload(&self, config: Config) -> anyhow::Result<()> {
+        let state = State::build(config, &self.stores, &self.metrics)?;
+        self.state.store(Arc::new(state));
+        Ok(())
+    }
+
+    /// Whether every issuer's keys are loaded (and we are not draining).
+    pub fn ready(&self) -> bool {
+        !self.is_draining() && self.state.load().verifier.ready()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Readiness goes to 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops every key store's refresh.
+    pub fn stop_key_stores(&self) {
+        self.stores.stop_all();
+    }
+}
