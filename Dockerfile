@@ -11,7 +11,7 @@
 # Configuration: the default file /etc/cognito-sidecar/config.toml (copied below)
 # can be replaced by mounting a file or a ConfigMap over /etc/cognito-sidecar/,
 # and every key can be overridden with SIDECAR_<SECTION>__<KEY> environment
-# variables (see CONTRACT.md / README).
+# variables (see the README's Configuration section).
 
 # --- build stage ------------------------------------------------------------
 # Bookworm (glibc 2.36) to match the distroless cc-debian12 runtime below.

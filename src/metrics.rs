@@ -6,6 +6,21 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Registers `c` in `r` and returns it.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+/// A counter family, registered.
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
 /// Every metric the sidecar exports.
 pub struct Metrics {
     registry: Registry,
@@ -38,18 +53,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-            r.register(Box::new(c.clone()))
-                .expect("metric names are unique");
-            c
-        }
-        let requests = reg(
+        let requests = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new("sidecar_requests_total", "Requests by route and outcome"),
-                &["route", "outcome"],
-            )
-            .expect("valid metric"),
+            "sidecar_requests_total",
+            "Requests by route and outcome",
+            &["route", "outcome"],
         );
         let latency = reg(
             r,
@@ -66,24 +74,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let upstream_errors = reg(
+        let upstream_errors = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new("sidecar_upstream_errors_total", "Upstream failures by kind"),
-                &["kind"],
-            )
-            .expect("valid metric"),
+            "sidecar_upstream_errors_total",
+            "Upstream failures by kind",
+            &["kind"],
         );
-        let jwks_fetches = reg(
+        let jwks_fetches = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "sidecar_jwks_fetches_total",
-                    "JWKS fetches by issuer and result",
-                ),
-                &["issuer", "result"],
-            )
-            .expect("valid metric"),
+            "sidecar_jwks_fetches_total",
+            "JWKS fetches by issuer and result",
+            &["issuer", "result"],
         );
         let jwks_keys = reg(
             r,
@@ -104,13 +105,11 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let token_cache = reg(
+        let token_cache = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new("sidecar_token_cache_total", "Verified-token cache lookups"),
-                &["result"],
-            )
-            .expect("valid metric"),
+            "sidecar_token_cache_total",
+            "Verified-token cache lookups",
+            &["result"],
         );
         let connections_active = reg(
             r,
@@ -133,13 +132,11 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let reloads = reg(
+        let reloads = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new("sidecar_config_reloads_total", "Config reloads by result"),
-                &["result"],
-            )
-            .expect("valid metric"),
+            "sidecar_config_reloads_total",
+            "Config reloads by result",
+            &["result"],
         );
         let verify_seconds = reg(
             r,
