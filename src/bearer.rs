@@ -52,73 +52,109 @@ pub fn is_b64token(t: &str) -> bool {
     chunks.remainder().iter().all(|&b| ok(b))
 }
 
-/// Finds the bearer token: exactly one `Authorization: Bearer`, else the configured cookie,
-/// query parameter or WebSocket protocol.
+/// The one token a request carries, however many sources carry it: every configured source
+/// is read, and they must agree.
+#[derive(Default)]
+struct OneToken<'a>(Option<(Cow<'a, str>, Source)>);
+
+impl<'a> OneToken<'a> {
+    /// A non-empty value found in `source`. A second, different value (in another source or
+    /// the same one) is refused: RFC 6750 §3.1 answers a request that uses more than one
+    /// method for its token with 400 `invalid_request`, and forwarding the request as one
+    /// identity while the upstream reads another is exactly what must not happen.
+    fn offer(&mut self, token: Cow<'a, str>, source: Source) -> Result<(), ProxyError> {
+        match &self.0 {
+            None => {
+                self.0 = Some((token, source));
+                Ok(())
+            }
+            Some((seen, _)) if *seen == token => Ok(()),
+            Some(_) => Err(ProxyError::BadRequest(BadRequest::MultipleTokens)),
+        }
+    }
+}
+
+/// Finds the bearer token: `Authorization: Bearer` (exactly one such header), the configured
+/// cookie, query parameter and WebSocket protocol. Every configured source is read; when
+/// more than one carries a value (garbage too), they must all carry the same token.
 pub fn extract<'a, B>(
     req: &'a Request<B>,
     cfg: &TokenConfig,
     websocket: bool,
 ) -> Result<Option<(Cow<'a, str>, Source)>, ProxyError> {
-    let mut auth = req.headers().get_all(header::AUTHORIZATION).iter();
-    if let Some(first) = auth.next() {
-        if auth.next().is_some() {
-            return Err(ProxyError::BadRequest(BadRequest::AuthorizationDuplicated));
-        }
-        let s = first
-            .to_str()
-            .map_err(|_| ProxyError::Auth(AuthError::Malformed))?;
-        let (scheme, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let token = rest.trim_matches(' ');
-            if token.len() > cfg.max_bytes {
-                return Err(ProxyError::Auth(AuthError::TooLarge));
-            }
-            if !is_b64token(token) {
-                return Err(ProxyError::Auth(if token.is_empty() {
-                    AuthError::Missing
-                } else {
-                    AuthError::Malformed
-                }));
-            }
-            return Ok(Some((Cow::Borrowed(token), Source::Header)));
-        }
+    let mut found = OneToken::default();
+    if let Some(token) = authorization_bearer(req.headers())? {
+        found.offer(Cow::Borrowed(token), Source::Header)?;
     }
     if let Some(name) = &cfg.cookie {
-        if let Some(val) = cookie(req.headers(), name) {
-            return Ok(Some((Cow::Borrowed(val), Source::Cookie)));
+        for val in cookie_values(req.headers(), name) {
+            found.offer(Cow::Borrowed(val), Source::Cookie)?;
         }
     }
     if let (Some(name), Some(q)) = (&cfg.query, req.uri().query()) {
-        if let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name) {
+        for (_, v) in form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == name) {
             if !v.is_empty() {
-                return Ok(Some((Cow::Owned(v.into_owned()), Source::Query)));
+                found.offer(Cow::Owned(v.into_owned()), Source::Query)?;
             }
         }
     }
     if cfg.websocket_protocol && websocket {
         if let Some(t) = websocket_protocol_token(req.headers()) {
-            return Ok(Some((Cow::Owned(t), Source::WebSocket)));
+            found.offer(Cow::Owned(t), Source::WebSocket)?;
         }
     }
-    Ok(None)
+    // The header's token is checked only once it is known to be the one: a garbage header
+    // beside a cookie is two tokens (400), not a bad one (401).
+    if let Some((token, Source::Header)) = &found.0 {
+        if token.len() > cfg.max_bytes {
+            return Err(ProxyError::Auth(AuthError::TooLarge));
+        }
+        if !is_b64token(token) {
+            return Err(ProxyError::Auth(AuthError::Malformed));
+        }
+    }
+    Ok(found.0)
 }
 
-/// The first non-empty value of cookie `name` (quotes removed).
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    for v in headers.get_all(header::COOKIE) {
-        let Ok(s) = v.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((k, val)) = pair.trim().split_once('=') {
-                if k.trim() == name {
-                    let val = val.trim().trim_matches('"');
-                    if !val.is_empty() {
-                        return Some(val);
-                    }
-                }
-            }
-        }
+/// The token of the one `Authorization: Bearer` header (`None` for no header or another
+/// scheme). Two `Authorization` headers are refused; `Bearer` with nothing after it is a
+/// missing token.
+fn authorization_bearer(headers: &HeaderMap) -> Result<Option<&str>, ProxyError> {
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(first) = auth.next() else {
+        return Ok(None);
+    };
+    if auth.next().is_some() {
+        return Err(ProxyError::BadRequest(BadRequest::AuthorizationDuplicated));
     }
-    None
+    let s = first
+        .to_str()
+        .map_err(|_| ProxyError::Auth(AuthError::Malformed))?;
+    let (scheme, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    match rest.trim_matches(' ') {
+        "" => Err(ProxyError::Auth(AuthError::Missing)),
+        token => Ok(Some(token)),
+    }
+}
+
+/// Every non-empty value of cookie `name` (quotes removed), in order.
+fn cookie_values<'h: 'n, 'n>(
+    headers: &'h HeaderMap,
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + 'n {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .filter_map(move |pair| {
+            let (k, val) = pair.trim().split_once('=')?;
+            let val = val.trim().trim_matches('"');
+            (k.trim() == name && !val.is_empty()).then_some(val)
+        })
 }
 
 /// `Sec-WebSocket-Protocol: bearer, <jwt>[, others]` -> the jwt.
@@ -133,12 +169,48 @@ fn websocket_protocol_token(h: &HeaderMap) -> Option<String> {
     None
 }
 
-/// Removes the token's source from headers that go upstream: the `bearer, <jwt>` pair from
-/// the offered WebSocket protocols. (The query parameter is dropped from every forwarded
-/// query by [`forwarded_query`], whichever source the token came from.)
-pub fn remove_from_headers(source: Option<Source>, h: &mut HeaderMap) {
-    if source == Some(Source::WebSocket) {
+/// Removes what only the sidecar may read from the headers that go upstream: the
+/// `bearer, <jwt>` pair from the offered WebSocket protocols (whenever that source is
+/// enabled), and the token cookie unless it held the token that was verified (`verified`;
+/// on a public route nothing was, so it never reaches the upstream there). The query
+/// parameter is dropped from every forwarded query by [`forwarded_query`].
+pub fn remove_from_headers(cfg: &TokenConfig, verified: bool, h: &mut HeaderMap) {
+    if cfg.websocket_protocol {
         strip_websocket_token(h);
+    }
+    if let (Some(name), false) = (&cfg.cookie, verified) {
+        strip_cookie(h, name);
+    }
+}
+
+/// Removes every `name=...` pair from the `Cookie` headers, keeping the others in order.
+fn strip_cookie(h: &mut HeaderMap, name: &str) {
+    let mentions = |v: &HeaderValue| {
+        v.as_bytes()
+            .windows(name.len())
+            .any(|w| w == name.as_bytes())
+    };
+    if !h.get_all(header::COOKIE).iter().any(mentions) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let s = v.to_str().ok()?;
+            let pairs: Vec<&str> = s
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && p.split('=').next().map(str::trim) != Some(name))
+                .collect();
+            (!pairs.is_empty())
+                .then(|| HeaderValue::from_str(&pairs.join("; ")).ok())
+                .flatten()
+        })
+        .collect();
+    h.remove(header::COOKIE);
+    for v in kept {
+        h.append(header::COOKIE, v);
     }
 }
 
@@ -250,7 +322,32 @@ mod tests {
             HeaderValue::from_static("chat, bearer, eyJ.x.y"),
         );
         assert_eq!(websocket_protocol_token(&h).as_deref(), Some("eyJ.x.y"));
-        remove_from_headers(Some(Source::WebSocket), &mut h);
+        let cfg = TokenConfig {
+            cookie: None,
+            query: None,
+            websocket_protocol: true,
+            max_bytes: 8192,
+            cache_entries: 0,
+        };
+        remove_from_headers(&cfg, true, &mut h);
         assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "chat");
+    }
+
+    #[test]
+    fn token_cookie_is_removed_others_kept() {
+        let mut h = http::HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; access_token=x; b=2"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("access_token=y"));
+        h.append(header::COOKIE, HeaderValue::from_static("access_token_2=z"));
+        strip_cookie(&mut h, "access_token");
+        let left: Vec<&str> = h
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, vec!["a=1; b=2", "access_token_2=z"]);
     }
 }

@@ -19,6 +19,8 @@ pub const REALM: &str = "cognito-sidecar";
 pub enum BadRequest {
     /// More than one `Authorization` header (RFC 6750 §3.1: one method, once).
     AuthorizationDuplicated,
+    /// Two token sources (header, cookie, query, WebSocket protocol) carry different values.
+    MultipleTokens,
     ConnectNotSupported,
     /// No `Host`, several, or one that is not a plain `host[:port]`.
     BadHost,
@@ -32,6 +34,7 @@ impl BadRequest {
     pub fn as_str(self) -> &'static str {
         match self {
             BadRequest::AuthorizationDuplicated => "authorization_duplicated",
+            BadRequest::MultipleTokens => "multiple_tokens",
             BadRequest::ConnectNotSupported => "connect_not_supported",
             BadRequest::BadHost => "bad_host",
             BadRequest::BadPath => "bad_path",
@@ -42,7 +45,10 @@ impl BadRequest {
     /// Whether it is about the credentials, so the answer carries an RFC 6750
     /// `invalid_request` challenge.
     fn is_about_the_token(self) -> bool {
-        matches!(self, BadRequest::AuthorizationDuplicated)
+        matches!(
+            self,
+            BadRequest::AuthorizationDuplicated | BadRequest::MultipleTokens
+        )
     }
 }
 

@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
@@ -203,23 +204,22 @@ fn as_granted<'v>(claim: &str, v: &'v Value) -> Option<Cow<'v, Value>> {
     }
 }
 
-/// Escapes `%` and `,` inside one element of a joined list.
-fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ',' => out.push_str("%2C"),
-            c => out.push(c),
-        }
-    }
-}
+/// Bytes an identity header value never carries as they are, percent-encoded: every byte of
+/// 0x80 and above (strict servers such as Kestrel refuse non-ASCII header values; the
+/// encoder always encodes those), `%` itself, so that decoding is unambiguous, and tab (the
+/// one control a header value may hold). Spaces and other visible ASCII stay as they are;
+/// other controls make the token malformed.
+const IN_VALUE: &AsciiSet = &AsciiSet::EMPTY.add(b'%').add(b'\t');
+/// Inside one element of a joined array: also `,`, the separator.
+const IN_ELEMENT: &AsciiSet = &IN_VALUE.add(b',');
 
-/// Renders one claim as a header value: strings as they are, arrays joined with `,`
-/// (elements escaped), numbers, booleans and objects as JSON text. A value that cannot be
-/// a header value (CR, LF, other controls) makes the token malformed.
+/// Renders one claim as a header value: strings as they are, arrays joined with `,` (each
+/// element encoded, `,` included), numbers, booleans and objects as compact JSON text; then
+/// percent-encoded as [`IN_VALUE`] says. A value that cannot be a header value (CR, LF, other
+/// controls) makes the token malformed.
 pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
     let text = match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => utf8_percent_encode(s, IN_VALUE).to_string(),
         Value::Array(items) => {
             let mut out = String::new();
             for (i, item) in items.iter().enumerate() {
@@ -227,14 +227,14 @@ pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
                     out.push(',');
                 }
                 match item {
-                    Value::String(s) => push_escaped(&mut out, s),
-                    other => push_escaped(&mut out, &other.to_string()),
+                    Value::String(s) => out.extend(utf8_percent_encode(s, IN_ELEMENT)),
+                    other => out.extend(utf8_percent_encode(&other.to_string(), IN_ELEMENT)),
                 }
             }
             out
         }
         Value::Null => String::new(),
-        other => other.to_string(),
+        other => utf8_percent_encode(&other.to_string(), IN_VALUE).to_string(),
     };
     HeaderValue::from_str(&text).map_err(|_| AuthError::Malformed)
 }
@@ -328,6 +328,21 @@ mod tests {
             "admins,devs%2Cadmins,100%25"
         );
         assert_eq!(render_claim(&json!({"a":1})).unwrap(), "{\"a\":1}");
+        // Outside visible ASCII, and `%` itself, percent-encoded: what strict servers take.
+        assert_eq!(
+            render_claim(&json!("José Müller")).unwrap(),
+            "Jos%C3%A9 M%C3%BCller"
+        );
+        assert_eq!(render_claim(&json!("100% sure")).unwrap(), "100%25 sure");
+        assert_eq!(render_claim(&json!("a\tb")).unwrap(), "a%09b");
+        assert_eq!(
+            render_claim(&json!({"name": "Zoë"})).unwrap(),
+            "{\"name\":\"Zo%C3%AB\"}"
+        );
+        assert_eq!(
+            render_claim(&json!(["ü", 7, true])).unwrap(),
+            "%C3%BC,7,true"
+        );
         assert_eq!(
             render_claim(&json!("a\r\nX-Evil: 1")),
             Err(AuthError::Malformed)

@@ -150,7 +150,6 @@ struct Forward<'a> {
     verified: Option<&'a Verified>,
     /// The claims header's value (the token's payload segment), when configured.
     claims_value: Option<HeaderValue>,
-    token_source: Option<Source>,
     websocket: bool,
 }
 
@@ -183,7 +182,7 @@ fn upstream_request(
     if cfg.forward.strip_authorization {
         h.remove(header::AUTHORIZATION);
     }
-    bearer::remove_from_headers(fwd.token_source, h);
+    bearer::remove_from_headers(&cfg.token, fwd.verified.is_some(), h);
     if let Some(v) = fwd.verified {
         for (name, value) in &v.headers {
             h.insert(name.clone(), value.clone());
@@ -289,7 +288,6 @@ async fn pipeline<'a>(
             request_id,
             verified: seen.verified.as_deref(),
             claims_value,
-            token_source,
             websocket,
         },
     )?;

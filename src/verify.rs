@@ -285,7 +285,12 @@ impl Verifier {
             exp,
             token_use,
             clients,
-            scopes: scopes_of(&claims),
+            // Cognito puts scopes in access tokens only; a pre token generation trigger can
+            // put any claim in an ID token, and it must not satisfy a route's `scopes`.
+            scopes: match token_use {
+                Some(TokenUse::Id) => Vec::new(),
+                _ => scopes_of(&claims),
+            },
             groups: groups_of(&claims),
             sub: opt_str(&claims, "sub"),
             client_id: opt_str(&claims, "client_id"),

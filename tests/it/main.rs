@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod cognito;
 mod demo;
 mod deploy;
 mod forward;
@@ -11,5 +12,6 @@ mod hardening;
 mod interop;
 mod pool;
 mod routes;
+mod sources;
 mod support;
 mod tls;

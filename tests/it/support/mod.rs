@@ -34,12 +34,12 @@ pub static KEY_B: LazyLock<SigningKey> =
 
 pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-fn full(b: impl Into<Bytes>) -> BoxBody {
+pub fn full(b: impl Into<Bytes>) -> BoxBody {
     Full::new(b.into()).boxed()
 }
 
 /// Serves a connection-per-task hyper server on 127.0.0.1:0 until dropped.
-async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+pub async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<BoxBody>> + Send + 'static,
