@@ -5,7 +5,7 @@
 //! but fails validation. Every refusal also asserts that the upstream was not called.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -739,24 +739,33 @@ impl Proc {
         Proc { child, addr, admin }
     }
 
-    fn hup(&self) {
+    fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([sig, &self.child.id().to_string()])
             .status()
             .unwrap()
             .success();
-        assert!(ok, "kill -HUP");
+        assert!(ok, "kill {sig}");
     }
 
-    /// SIGTERM, then the exit code and everything written to stdout and stderr.
-    fn stop(mut self) -> (Option<i32>, String) {
+    fn hup(&self) {
+        self.signal("-HUP");
+    }
+
+    async fn wait_ready(&self) {
+        let admin = self.admin;
+        eventually(Duration::from_secs(15), || async move {
+            try_request(admin, "GET", "/readyz", &[], "")
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await;
+    }
+
+    /// Waits (bounded) for the exit, then the exit code and everything written to stdout
+    /// and stderr.
+    fn wait(mut self) -> (Option<i32>, String) {
         use std::io::Read;
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -783,6 +792,27 @@ impl Proc {
             .unwrap();
         (status.code(), out)
     }
+
+    /// SIGTERM, then [`Proc::wait`].
+    fn stop(self) -> (Option<i32>, String) {
+        self.signal("-TERM");
+        self.wait()
+    }
+}
+
+/// The config text for the binary: [`config_text`] on two free loopback ports, passed
+/// through `edit`; returns it with the two addresses.
+fn binary_config(
+    upstream: &str,
+    jwks: &str,
+    routes: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (String, SocketAddr, SocketAddr) {
+    let (addr, admin) = (free_port(), free_port());
+    let text = config_text(upstream, jwks, routes)
+        .replacen("127.0.0.1:0", &addr.to_string(), 1)
+        .replacen("127.0.0.1:0", &admin.to_string(), 1);
+    (edit(text), addr, admin)
 }
 
 impl Drop for Proc {
@@ -791,7 +821,7 @@ impl Drop for Proc {
     }
 }
 
-fn write(file: &PathBuf, text: &str) {
+fn write(file: &Path, text: &str) {
     std::fs::write(file, text).unwrap();
 }
 
@@ -801,22 +831,15 @@ async fn sighup_refuses_a_file_that_parses_but_fails_validation() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
-    let (addr, admin) = (free_port(), free_port());
-    let good = config_text(
+    let (good, addr, admin) = binary_config(
         &upstream.url(),
         &jwks.url(),
         "[[routes]]\npath = \"/open\"\nauth = \"public\"\n",
-    )
-    .replacen("127.0.0.1:0", &addr.to_string(), 1)
-    .replacen("127.0.0.1:0", &admin.to_string(), 1);
+        |t| t,
+    );
     write(&file, &good);
     let p = Proc::spawn(&file, addr, admin);
-    eventually(Duration::from_secs(15), || async move {
-        try_request(admin, "GET", "/readyz", &[], "")
-            .await
-            .is_ok_and(|r| r.status == 200)
-    })
-    .await;
+    p.wait_ready().await;
     assert_eq!(get(p.addr, "/open").await.status, 200);
 
     // Each file would turn /open into a deny route if any of it were taken.
@@ -874,4 +897,590 @@ async fn sighup_refuses_a_file_that_parses_but_fails_validation() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out.matches("reload refused").count(), 4, "{out}");
     assert!(out.contains("config reloaded"), "{out}");
+}
+
+/// Starts the binary on `text` (written to a file in `dir`) and waits until it is ready.
+async fn run_binary(dir: &Path, text: &str, addr: SocketAddr, admin: SocketAddr) -> Proc {
+    let file = dir.join("config.toml");
+    write(&file, text);
+    let p = Proc::spawn(&file, addr, admin);
+    p.wait_ready().await;
+    p
+}
+
+/// One keep-alive HTTP/1.1 client connection.
+async fn keep_alive(
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET path` on a kept connection: status and body.
+async fn get_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    path: &str,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    sender.ready().await.expect("connection still open");
+    let req = http::Request::get(path)
+        .header("host", "admin.test")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("answer");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+// === R21: SIGINT and the drain ===
+
+#[tokio::test]
+async fn sigint_drains_with_readyz_503_and_stops_accepting() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, addr, admin) = binary_config(
+        &upstream.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
+        |t| set_key(t, "request_timeout", "\"30s\""),
+    );
+    let p = run_binary(dir.path(), &text, addr, admin).await;
+    // A probe connection opened before the signal.
+    let mut probe = keep_alive(admin).await;
+    assert_eq!(get_on(&mut probe, "/readyz").await.0, 200);
+    let inflight = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { upstream.hits() == 1 }).await;
+
+    p.signal("-INT");
+    // Not ready, on the connection the probe already had ...
+    let mut answer = (0, String::new());
+    for _ in 0..500 {
+        answer = get_on(&mut probe, "/readyz").await;
+        if answer.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        answer,
+        (503, "draining\n".to_string()),
+        "/readyz while draining"
+    );
+    // ... and no new connections on the proxy listener, while a request is in flight.
+    eventually(Duration::from_secs(5), || async move {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    assert!(!inflight.is_finished(), "the in-flight request was cut");
+    upstream.release();
+    let r = inflight.await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "released");
+    let (code, out) = tokio::task::spawn_blocking(move || p.wait()).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SIGINT"), "{out}");
+    assert!(out.contains("all connections drained"), "{out}");
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test]
+async fn drain_timeout_cuts_what_is_still_in_flight_and_exits_zero() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, addr, admin) = binary_config(
+        &upstream.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
+        |t| {
+            let t = set_key(t, "request_timeout", "\"30s\"");
+            set_key(t, "drain_timeout", "\"1s\"")
+        },
+    );
+    let p = run_binary(dir.path(), &text, addr, admin).await;
+    // Never released: only the drain timeout ends it.
+    let inflight = tokio::spawn(async move { try_request(addr, "GET", "/hold", &[], "").await });
+    eventually(Duration::from_secs(5), || async { upstream.hits() == 1 }).await;
+    let started = std::time::Instant::now();
+    let (code, out) = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before drain_timeout"
+    );
+    assert!(took < Duration::from_secs(10), "exited after {took:?}");
+    assert!(out.contains("SIGTERM"), "{out}");
+    assert!(out.contains("drain timeout"), "{out}");
+    let cut = tokio::time::timeout(Duration::from_secs(5), inflight)
+        .await
+        .expect("the in-flight request ended with the process")
+        .unwrap();
+    assert!(
+        cut.as_ref().map_or(true, |r| r.status != 200),
+        "the held request was answered 200: {cut:?}"
+    );
+}
+
+// === R17: one log line per answer ===
+
+#[tokio::test]
+async fn every_request_writes_one_access_log_line_with_its_outcome() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, addr, admin) = binary_config(
+        &upstream.url(),
+        &jwks.url(),
+        &format!("{ROUTES}\n[token]\nquery = \"access_token\"\n[log]\nformat = \"json\"\n"),
+        |t| t,
+    );
+    let p = run_binary(dir.path(), &text, addr, admin).await;
+    let machine = sign(&access_claims("dotnet-demo/dotnet"));
+    let reader = sign(&user_access_claims(&["readers"]));
+    let expired = expired_token();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let query_target = format!("/public/../scoped?x=1&access_token={machine}");
+    // (request id, method, target, authorization, status)
+    let requests: Vec<(&str, &str, &str, Option<String>, u16)> = vec![
+        (
+            "rid-forwarded",
+            "GET",
+            "/scoped",
+            Some(bearer(&machine)),
+            200,
+        ),
+        ("rid-query", "GET", &query_target, None, 200),
+        ("rid-missing", "GET", "/unlisted", None, 401),
+        ("rid-expired", "GET", "/scoped", Some(bearer(&expired)), 401),
+        ("rid-scope", "GET", "/scoped", Some(bearer(&reader)), 403),
+        (
+            "rid-denied",
+            "GET",
+            "/blocked/x",
+            Some(bearer(&machine)),
+            403,
+        ),
+        ("rid-method", "POST", "/get-only", None, 405),
+        ("rid-path", "GET", "/a%2Fb", None, 400),
+    ];
+    for (rid, method, target, auth, status) in &requests {
+        let mut headers = vec![("x-request-id", *rid)];
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        let r = request(addr, method, target, &headers, "").await;
+        assert_eq!(r.status, *status, "{rid}: {r:?}");
+        assert_eq!(r.header("x-request-id"), Some(*rid));
+    }
+    assert_eq!(upstream.hits(), 2);
+    assert_eq!(
+        upstream.last().uri,
+        "/scoped?x=1",
+        "the query token is removed"
+    );
+    let (code, out) = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+
+    let lines: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "request" && v.get("request_id").is_some())
+        .collect();
+    let uuid = "11111111-2222-3333-4444-555555555555";
+    // (request id, method, path, route, status, outcome, sub)
+    let expect = [
+        (
+            "rid-forwarded",
+            "GET",
+            "/scoped",
+            "/scoped",
+            200,
+            "forwarded",
+            Some(CLIENT),
+        ),
+        (
+            "rid-query",
+            "GET",
+            "/scoped",
+            "/scoped",
+            200,
+            "forwarded",
+            Some(CLIENT),
+        ),
+        (
+            "rid-missing",
+            "GET",
+            "/unlisted",
+            "default",
+            401,
+            "missing",
+            None,
+        ),
+        (
+            "rid-expired",
+            "GET",
+            "/scoped",
+            "/scoped",
+            401,
+            "expired",
+            None,
+        ),
+        (
+            "rid-scope",
+            "GET",
+            "/scoped",
+            "/scoped",
+            403,
+            "missing_scope",
+            Some(uuid),
+        ),
+        (
+            "rid-denied",
+            "GET",
+            "/blocked/x",
+            "/blocked/**",
+            403,
+            "denied",
+            None,
+        ),
+        (
+            "rid-method",
+            "POST",
+            "/get-only",
+            "-",
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        ("rid-path", "GET", "-", "-", 400, "bad_path", None),
+    ];
+    assert_eq!(
+        lines.len(),
+        expect.len(),
+        "one access line per request:\n{out}"
+    );
+    for (rid, method, path, route, status, outcome, sub) in expect {
+        let mine: Vec<&Value> = lines.iter().filter(|v| v["request_id"] == rid).collect();
+        assert_eq!(mine.len(), 1, "{rid}: {mine:?}\n{out}");
+        let l = mine[0];
+        let what = format!("{rid}: {l}");
+        assert_eq!(l["method"], method, "{what}");
+        assert_eq!(l["path"], path, "{what}");
+        assert_eq!(l["route"], route, "{what}");
+        assert_eq!(l["status"], status, "{what}");
+        assert_eq!(l["outcome"], outcome, "{what}");
+        assert!(l["latency_us"].is_u64(), "{what}");
+        assert_eq!(l["sub"].as_str(), sub, "{what}");
+        if sub == Some(CLIENT) {
+            assert_eq!(l["client_id"], CLIENT, "{what}");
+            assert_eq!(l["jti"], "jti-1", "{what}");
+        }
+    }
+    // Tokens are never logged, nor the query that carried one.
+    for t in [&machine, &reader, &expired] {
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(!out.contains(signature), "a token reached the log:\n{out}");
+    }
+    assert!(
+        !out.contains("access_token="),
+        "the query was logged:\n{out}"
+    );
+}
+
+// === R18: preflight = "forward" ===
+
+#[tokio::test]
+async fn forwarded_preflight_is_still_denied_method_checked_and_stripped() {
+    let env = Env::start(&ROUTES.replace(
+        "[default]\nauth = \"required\"",
+        "[default]\nauth = \"required\"\npreflight = \"forward\"",
+    ))
+    .await;
+    let origin = ("origin", "https://app.example");
+    let acrm = ("access-control-request-method", "GET");
+    // A preflight on a protected route: forwarded without a token, spoofed identity
+    // stripped, nothing injected.
+    let r = request(
+        env.addr(),
+        "OPTIONS",
+        "/scoped",
+        &[
+            origin,
+            acrm,
+            ("x-auth-sub", "admin"),
+            ("X_Auth_Groups", "admins"),
+            ("x-auth-claims", "eyJzdWIiOiJhZG1pbiJ9"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(env.upstream.hits(), 1);
+    let seen = env.upstream.last();
+    assert_eq!(seen.method, "OPTIONS");
+    assert_eq!(identity_of(&seen), Default::default());
+
+    // Not a preflight without Origin: checked like any request.
+    let r = request(env.addr(), "OPTIONS", "/scoped", &[acrm], "").await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.www_authenticate(), "Bearer realm=\"cognito-sidecar\"");
+    // A deny route stays denied, and a method-restricted route still answers 405.
+    let r = request(env.addr(), "OPTIONS", "/blocked/x", &[origin, acrm], "").await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["error_description"], "denied");
+    let r = request(env.addr(), "OPTIONS", "/get-only", &[origin, acrm], "").await;
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(
+        env.upstream.hits(),
+        1,
+        "a refused preflight reached the upstream"
+    );
+}
+
+// === R19: WebSocket upgrades are checked like any request ===
+
+/// A WebSocket upgrade request's head, with `extra` header lines.
+fn upgrade_head(target: &str, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nhost: t\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// Sends an upgrade and returns the answer's head (up to the blank line).
+async fn upgrade(addr: SocketAddr, head: &str) -> (String, crate::hardening::Conn) {
+    use tokio::io::AsyncReadExt;
+    let mut c = crate::hardening::Conn::open(addr).await;
+    c.send(head.as_bytes()).await;
+    let mut out = Vec::new();
+    let mut b = [0u8; 4096];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, c.stream.read(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&b[..n]),
+            _ => break,
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), c)
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_checked_and_stripped_like_any_request() {
+    let env = Env::start(
+        "[[routes]]\npath = \"/ws\"\nscopes = [\"chat\"]\n[token]\ncookie = \"session\"\nquery = \"access_token\"\n",
+    )
+    .await;
+    let chat = sign(&access_claims("chat"));
+    let other = sign(&access_claims("dotnet-demo/dotnet"));
+    // A valid token without the route's scope: 403, no tunnel.
+    let (head, _c) = upgrade(
+        env.addr(),
+        &upgrade_head("/ws", &format!("authorization: Bearer {other}\r\n")),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains(
+            "www-authenticate: bearer error=\"insufficient_scope\", scope=\"chat\", error_description=\"missing_scope\""
+        ),
+        "{head}"
+    );
+    // An expired token in the cookie: 401 expired.
+    let (head, _c) = upgrade(
+        env.addr(),
+        &upgrade_head("/ws", &format!("cookie: session={}\r\n", expired_token())),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(head.contains("error_description=\"expired\""), "{head}");
+    assert_eq!(
+        env.upstream.hits(),
+        0,
+        "a refused upgrade reached the upstream"
+    );
+
+    // The cookie and query sources work for upgrades; spoofed identity is replaced.
+    let spoof = "x-auth-sub: admin\r\nX_Auth_Scope: admin/all\r\nx-auth-groups: admins\r\n";
+    for (target, extra) in [
+        (
+            "/ws".to_string(),
+            format!("cookie: session={chat}\r\n{spoof}"),
+        ),
+        (format!("/ws?access_token={chat}"), spoof.to_string()),
+        (
+            "/ws".to_string(),
+            format!("authorization: Bearer {chat}\r\n{spoof}"),
+        ),
+    ] {
+        let before = env.upstream.hits();
+        let (head, _c) = upgrade(env.addr(), &upgrade_head(&target, &extra)).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{target}: {head}");
+        assert_eq!(env.upstream.hits(), before + 1);
+        let seen = env.upstream.last();
+        assert_eq!(seen.uri, "/ws", "{target}: the query token is removed");
+        let id = identity_of(&seen);
+        assert_eq!(
+            id.get("x-auth-sub").map(String::as_str),
+            Some(CLIENT),
+            "{id:?}"
+        );
+        assert_eq!(
+            id.get("x-auth-scope").map(String::as_str),
+            Some("chat"),
+            "{id:?}"
+        );
+        assert!(!id.contains_key("x-auth-groups"), "{id:?}");
+        assert!(!id.contains_key("x_auth_scope"), "{id:?}");
+    }
+}
+
+// === R14: hop-by-hop headers, the ones no other test sends ===
+
+#[tokio::test]
+async fn hop_by_hop_headers_and_look_alikes_are_removed_both_ways() {
+    use crate::hardening::{Answer, RawPeer};
+    // Request side, through the recording upstream.
+    let env = Env::start("[[routes]]\npath = \"/**\"\nauth = \"public\"\n").await;
+    let r = request(
+        env.addr(),
+        "GET",
+        "/req",
+        &[
+            ("proxy-connection", "keep-alive"),
+            ("trailer", "x-checksum"),
+            ("te", "trailers"),
+            ("x-request-id", "rid-1"),
+            ("x_request_id", "spoofed"),
+            ("X_Request_ID", "spoofed"),
+            ("x_forwarded_for", "10.0.0.1"),
+            ("content_length", "5"),
+            ("x-kept", "1"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = env.upstream.last();
+    for gone in [
+        "proxy-connection",
+        "trailer",
+        "te",
+        "x_request_id",
+        "x_forwarded_for",
+        "content_length",
+    ] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the upstream: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.headers
+            .get_all("x-request-id")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["rid-1"]
+    );
+    assert_eq!(seen.headers["x-kept"], "1");
+
+    // Response side, from an upstream that sends every hop-by-hop header and look-alike.
+    let body = b"ok";
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+         connection: close, x-named\r\nx-named: 1\r\nkeep-alive: timeout=5\r\n\
+         proxy-connection: keep-alive\r\nproxy-authenticate: Basic realm=\"up\"\r\n\
+         trailer: x-checksum\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
+         te: trailers\r\ntransfer_encoding: chunked\r\ncontent_length: 5\r\n\
+         keep_alive: 1\r\nproxy_connection: 1\r\nx_request_id: spoofed\r\n\
+         x_forwarded_proto: https\r\nx-up-visible: 1\r\n\r\nok",
+        body.len()
+    );
+    let peer = RawPeer::start(Answer::Bytes(answer.into_bytes())).await;
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let sidecar = start_ready(&config_text(
+        &peer.url(),
+        &jwks.url(),
+        "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
+    ))
+    .await;
+    let r = request(
+        sidecar.local_addr(),
+        "GET",
+        "/resp",
+        &[("x-request-id", "rid-2")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "ok");
+    for gone in [
+        "x-named",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "trailer",
+        "upgrade",
+        "http2-settings",
+        "te",
+        "transfer_encoding",
+        "content_length",
+        "keep_alive",
+        "proxy_connection",
+        "x_request_id",
+        "x_forwarded_proto",
+    ] {
+        assert!(
+            !r.headers.contains_key(gone),
+            "{gone} reached the client: {r:?}"
+        );
+    }
+    assert_eq!(r.header("x-up-visible"), Some("1"));
+    assert_eq!(
+        r.headers.get_all("x-request-id").iter().collect::<Vec<_>>(),
+        ["rid-2"]
+    );
+    assert_eq!(peer.requests().len(), 1);
+}
+
+// === R8: a periodic refresh that fails keeps the last good keys ===
+
+#[tokio::test]
+async fn a_failing_periodic_jwks_refresh_keeps_the_last_good_keys() {
+    let env = env_with("", |t| {
+        crate::hardening::add_to(t, "[issuers]", "jwks_refresh = \"1s\"")
+    })
+    .await;
+    let first = call(env.addr(), "/x", &sign(&access_claims("a"))).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let fetched = env.jwks.fetches();
+    env.jwks.set(JwksMode::Status(500));
+    // No unknown kid is ever sent: only the periodic refresh fetches.
+    let admin = env.admin();
+    eventually(Duration::from_secs(10), || async move {
+        let m = get(admin, "/metrics").await.body;
+        metric(
+            &m,
+            "sidecar_jwks_fetches_total{issuer=\"test\",result=\"error\"}",
+        ) >= 2.0
+    })
+    .await;
+    assert!(env.jwks.fetches() >= fetched + 2);
+    assert_eq!(get(admin, "/readyz").await.status, 200);
+    // A token never seen before (not cached) still verifies against the kept keys.
+    let mut c = access_claims("a");
+    c["jti"] = json!("jti-after-the-failures");
+    let r = call(env.addr(), "/x", &sign(&c)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let m = env.metrics().await;
+    assert_eq!(metric(&m, "sidecar_jwks_keys{issuer=\"test\"}"), 1.0, "{m}");
+    assert_eq!(env.upstream.hits(), 2);
 }
