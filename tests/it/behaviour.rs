@@ -1484,3 +1484,87 @@ async fn a_failing_periodic_jwks_refresh_keeps_the_last_good_keys() {
     assert_eq!(metric(&m, "sidecar_jwks_keys{issuer=\"test\"}"), 1.0, "{m}");
     assert_eq!(env.upstream.hits(), 2);
 }
+
+// === R20: what a SIGHUP reload changes, and what it keeps until restart ===
+
+#[tokio::test]
+async fn sighup_applies_new_headers_issuers_and_upstream_but_keeps_the_listener() {
+    const OTHER_POOL: &str = "local-1_OtherPool";
+    let other_iss = format!("https://cognito-idp.local-1.amazonaws.com/{OTHER_POOL}");
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let old_up = Upstream::start().await;
+    let new_up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = "[[routes]]\npath = \"/open\"\nauth = \"public\"\n";
+    let (text, addr, admin) = binary_config(&old_up.url(), &jwks.url(), routes, |t| t);
+    let p = run_binary(dir.path(), &text, addr, admin).await;
+
+    let token = sign(&access_claims("a"));
+    let mut other = access_claims("a");
+    other["iss"] = json!(other_iss);
+    let other = sign(&other);
+    // The old config: the default headers, one issuer, the old upstream.
+    let r = call(addr, "/x", &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = old_up.last();
+    assert_eq!(seen.headers["x-auth-sub"], CLIENT);
+    assert!(seen.headers.contains_key("x-auth-claims"));
+    assert!(!seen.headers.contains_key("x-caller"));
+    let r = call(addr, "/x", &other).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.reason(), "wrong_issuer");
+
+    // The new file: other headers, the first issuer narrowed to client-b, a second issuer,
+    // another upstream, and another listener address (which needs a restart).
+    let moved = free_port();
+    let new_text = text
+        .replace(&old_up.url(), &new_up.url())
+        .replace(&addr.to_string(), &moved.to_string())
+        .replace(
+            &format!("client_ids = [\"{CLIENT}\"]"),
+            "client_ids = [\"client-b\"]",
+        )
+        + &format!(
+            "[[issuers]]\nname = \"other\"\nuser_pool_id = \"{OTHER_POOL}\"\njwks_url = \"{}\"\nclient_ids = [\"{CLIENT}\"]\n[forward]\nclaims_header = \"X-All-Claims\"\n[forward.headers]\n\"X-Caller\" = \"sub\"\n",
+            jwks.url()
+        );
+    write(&dir.path().join("config.toml"), &new_text);
+    p.hup();
+    eventually(Duration::from_secs(10), || async move {
+        get(admin, "/metrics")
+            .await
+            .body
+            .contains("sidecar_config_reloads_total{result=\"ok\"} 1")
+    })
+    .await;
+    // The listener stays where it was.
+    assert!(
+        tokio::net::TcpStream::connect(moved).await.is_err(),
+        "the listener moved without a restart"
+    );
+    // The first issuer now takes only client-b.
+    let before = (old_up.hits(), new_up.hits());
+    let r = call(addr, "/x", &token).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.reason(), "wrong_client");
+    assert_eq!((old_up.hits(), new_up.hits()), before);
+    // The new issuer is trusted, and the request goes to the new upstream with the new
+    // headers.
+    let r = call(addr, "/x", &other).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(old_up.hits(), before.0, "the old upstream was called");
+    assert_eq!(new_up.hits(), before.1 + 1);
+    let seen = new_up.last();
+    assert_eq!(seen.headers["x-caller"], CLIENT, "{seen:?}");
+    assert!(seen.headers.contains_key("x-all-claims"), "{seen:?}");
+    assert!(!seen.headers.contains_key("x-auth-claims"), "{seen:?}");
+    // Spoofed copies of the new header are stripped too.
+    let r = request(addr, "GET", "/open", &[("x-caller", "admin")], "").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!new_up.last().headers.contains_key("x-caller"));
+
+    let (code, out) = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("config reloaded"), "{out}");
+    assert!(out.contains("take effect on restart only"), "{out}");
+}
