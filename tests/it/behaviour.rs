@@ -530,6 +530,12 @@ async fn upstream_failures_and_missing_keys_carry_the_request_id_of_their_body()
     )
     .await;
     assert_eq!(upstream.hits(), 0, "a 503 reached the upstream");
+    let m = get(sidecar.admin_addr().unwrap(), "/metrics").await.body;
+    assert_eq!(
+        requests_total(&m, "default", "keys_unavailable"),
+        4.0,
+        "{m}"
+    );
 }
 
 // === Rejection reasons as metrics labels ===
@@ -553,6 +559,33 @@ async fn rejection_reasons_are_counted_as_metrics_outcomes() {
         401
     );
     assert_eq!(call(addr, "/scoped", "garbage").await.status, 401);
+    let mut c = access_claims("dotnet-demo/dotnet");
+    c["nbf"] = json!(now() + 3600);
+    assert_eq!(call(addr, "/scoped", &sign(&c)).await.status, 401);
+    let mut c = access_claims("dotnet-demo/dotnet");
+    c["token_use"] = json!("refresh");
+    assert_eq!(call(addr, "/scoped", &sign(&c)).await.status, 401);
+    let mut c = access_claims("dotnet-demo/dotnet");
+    c["client_id"] = json!("client-z");
+    assert_eq!(call(addr, "/scoped", &sign(&c)).await.status, 401);
+    let unknown_kid = KEY_B.sign(&access_claims("dotnet-demo/dotnet"));
+    assert_eq!(call(addr, "/scoped", &unknown_kid).await.status, 401);
+    let hs256 = format!(
+        "{}sig",
+        cognito_sidecar::demo::keys::unsigned(
+            &json!({"alg": "HS256", "kid": "kid-a"}),
+            &access_claims("dotnet-demo/dotnet")
+        )
+    );
+    assert_eq!(call(addr, "/scoped", &hs256).await.status, 401);
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(3000),
+        "b".repeat(3000),
+        "c".repeat(3000)
+    );
+    assert_eq!(call(addr, "/scoped", &huge).await.status, 401);
+    assert_eq!(get(addr, "/scoped").await.status, 401);
     for _ in 0..3 {
         assert_eq!(call(addr, "/scoped", &reader).await.status, 403);
     }
@@ -575,6 +608,13 @@ async fn rejection_reasons_are_counted_as_metrics_outcomes() {
         ("/scoped", "bad_signature", 1.0),
         ("/scoped", "wrong_issuer", 1.0),
         ("/scoped", "malformed", 1.0),
+        ("/scoped", "not_yet_valid", 1.0),
+        ("/scoped", "wrong_token_use", 1.0),
+        ("/scoped", "wrong_client", 1.0),
+        ("/scoped", "unknown_kid", 1.0),
+        ("/scoped", "alg_not_allowed", 1.0),
+        ("/scoped", "too_large", 1.0),
+        ("/scoped", "missing", 1.0),
         ("/scoped", "missing_scope", 3.0),
         ("/group", "missing_group", 1.0),
         ("/id-only", "wrong_token_use", 1.0),
