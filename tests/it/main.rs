@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod behaviour;
 mod cli;
 mod cognito;
 mod demo;
