@@ -157,3 +157,66 @@ fn bad_toml_is_reported_with_the_source() {
     let e = load("[listener\n").unwrap_err();
     assert!(e.to_string().starts_with("test.toml"), "{e}");
 }
+
+#[test]
+fn env_values_take_the_type_the_schema_gives_the_key() {
+    let var = |k: &str, v: &str| (format!("SIDECAR_{k}"), v.to_string());
+    let env = vec![
+        var("LISTENER__MAX_CONNECTIONS", "5"),
+        var("TOKEN__WEBSOCKET_PROTOCOL", "true"),
+        var("FORWARD__STRIP_AUTHORIZATION", "false"),
+        var("ISSUERS__0__NAME", "123"),
+        var("ISSUERS__0__LEEWAY", "30s"),
+        var("ISSUERS__0__CLIENT_IDS__0", "0123"),
+        var("TOKEN__COOKIE", "1"),
+        var("FORWARD__HEADERS__X-TENANT", "42"),
+    ];
+    let c = Config::from_toml_str("t.toml", MIN, &env).unwrap();
+    assert_eq!(c.listener.max_connections, 5);
+    assert!(c.token.websocket_protocol);
+    assert!(!c.forward.strip_authorization);
+    assert_eq!(c.issuers[0].name, "123");
+    assert_eq!(c.issuers[0].leeway, Duration::from_secs(30));
+    assert_eq!(c.issuers[0].client_ids, vec!["0123".to_string()]);
+    assert_eq!(c.token.cookie.as_deref(), Some("1"));
+    assert!(c
+        .forward
+        .headers
+        .iter()
+        .any(|(h, claim)| h == "x-tenant" && claim == "42"));
+
+    // A number the schema wants is still checked, and the variable is named.
+    let env = vec![var("LISTENER__MAX_CONNECTIONS", "many")];
+    let e = Config::from_toml_str("t.toml", MIN, &env).unwrap_err();
+    assert_eq!(
+        e.problems[0].key,
+        "listener.max_connections (from env SIDECAR_LISTENER__MAX_CONNECTIONS)"
+    );
+}
+
+#[test]
+fn bad_enum_values_name_the_key_and_the_accepted_values_with_every_other_problem() {
+    let text = format!(
+        "{MIN}[default]\nauth = \"maybe\"\npreflight = \"skip\"\npath_case = \"upper\"\n\
+         [log]\nformat = \"xml\"\n[listener]\ndrain_timeout = \"later\"\n"
+    );
+    let p = problems(&text);
+    let reason = |k: &str| {
+        p.iter()
+            .find(|p| p.key == k)
+            .unwrap_or_else(|| panic!("no {k} in {p:?}"))
+            .reason
+            .clone()
+    };
+    assert_eq!(
+        reason("default.auth"),
+        "unknown auth mode \"maybe\": expected \"required\", \"public\" or \"deny\""
+    );
+    assert!(reason("default.preflight").contains("\"check\" or \"forward\""));
+    assert!(reason("default.path_case").contains("\"insensitive\" or \"sensitive\""));
+    assert!(reason("log.format").contains("\"text\" or \"json\""));
+    assert!(reason("listener.drain_timeout").starts_with("invalid duration"));
+    let p = problems(&format!("{MIN}token_use = [\"access\", \"refresh\"]\n"));
+    assert_eq!(p[0].key, "issuers[0].token_use[1]");
+    assert!(p[0].reason.contains("\"access\" or \"id\""), "{p:?}");
+}
