@@ -11,46 +11,60 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{AuthMode, LogFormat, PathCase, Preflight, TokenUse};
 
-/// The config file as written. Every struct denies unknown keys.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawConfig {
-    pub listener: RawListener,
-    pub runtime: RawRuntime,
-    pub admin: RawAdmin,
-    pub upstream: RawUpstream,
-    pub issuers: Vec<RawIssuer>,
-    pub default: RawDefault,
-    pub routes: Vec<RawRoute>,
-    pub token: RawToken,
-    pub forward: RawForward,
-    pub log: RawLog,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawListener {
-    pub address: String,
-    pub header_read_timeout: String,
-    pub tls: Option<RawTls>,
-    pub max_connections: usize,
-    pub max_header_bytes: usize,
-    pub drain_timeout: String,
-}
-
-impl Default for RawListener {
-    fn default() -> Self {
-        Self {
-            address: "0.0.0.0:8080".into(),
-            header_read_timeout: "10s".into(),
-            tls: None,
-            max_connections: 10_000,
-            max_header_bytes: 32 * 1024,
-            drain_timeout: "30s".into(),
+/// Declares a section whose every key is optional: the struct (unknown keys refused, missing
+/// ones defaulted) and its `Default`, from one list that gives each key's default beside it.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* $field:ident: $ty:ty = $default:expr,)+
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)+
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)+
+                }
+            }
+        }
+    };
+}
+
+section! {
+    /// The config file as written.
+    pub struct RawConfig {
+        listener: RawListener = RawListener::default(),
+        runtime: RawRuntime = RawRuntime::default(),
+        admin: RawAdmin = RawAdmin::default(),
+        upstream: RawUpstream = RawUpstream::default(),
+        issuers: Vec<RawIssuer> = Vec::new(),
+        default: RawDefault = RawDefault::default(),
+        routes: Vec<RawRoute> = Vec::new(),
+        token: RawToken = RawToken::default(),
+        forward: RawForward = RawForward::default(),
+        log: RawLog = RawLog::default(),
     }
 }
 
+section! {
+    pub struct RawListener {
+        address: String = "0.0.0.0:8080".into(),
+        header_read_timeout: String = "10s".into(),
+        tls: Option<RawTls> = None,
+        max_connections: usize = 10_000,
+        max_header_bytes: usize = 32 * 1024,
+        drain_timeout: String = "30s".into(),
+    }
+}
+
+/// `listener.tls`: both files are required.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
@@ -58,173 +72,63 @@ pub struct RawTls {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawRuntime {
-    pub worker_threads: usize,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAdmin {
-    pub address: String,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        Self {
-            address: "127.0.0.1:9901".into(),
-        }
+section! {
+    pub struct RawRuntime {
+        /// 0 = one worker per core.
+        worker_threads: usize = 0,
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawUpstream {
-    pub url: String,
-    pub connect_timeout: String,
-    pub request_timeout: String,
-    pub ca_file: Option<String>,
-    pub pool_idle_timeout: String,
-    pub pool_max_idle: usize,
-    pub max_connections: usize,
-}
-
-impl Default for RawUpstream {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            connect_timeout: "2s".into(),
-            request_timeout: "30s".into(),
-            ca_file: None,
-            pool_idle_timeout: "90s".into(),
-            pool_max_idle: 256,
-            max_connections: 0,
-        }
+section! {
+    pub struct RawAdmin {
+        /// `""` turns the admin listener off.
+        address: String = "127.0.0.1:9901".into(),
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawIssuer {
-    pub name: String,
-    pub user_pool_id: Option<String>,
-    pub issuer: Option<String>,
-    pub jwks_url: Option<String>,
-    pub client_ids: Vec<String>,
-    pub token_use: Vec<String>,
-    pub audiences: Vec<String>,
-    pub leeway: String,
-    pub algorithms: Vec<String>,
-    pub jwks_refresh: String,
-    pub jwks_min_refetch: String,
-    pub jwks_timeout: String,
-    pub jwks_ca_file: Option<String>,
-}
-
-impl Default for RawIssuer {
-    fn default() -> Self {
-        Self {
-            name: String::new(),
-            user_pool_id: None,
-            issuer: None,
-            jwks_url: None,
-            client_ids: Vec::new(),
-            token_use: vec![TokenUse::Access.to_string(), TokenUse::Id.to_string()],
-            audiences: Vec::new(),
-            leeway: "60s".into(),
-            algorithms: vec!["RS256".into()],
-            jwks_refresh: "15m".into(),
-            jwks_min_refetch: "30s".into(),
-            jwks_timeout: "5s".into(),
-            jwks_ca_file: None,
-        }
+section! {
+    pub struct RawUpstream {
+        /// Required (validation says so, with the other problems).
+        url: String = String::new(),
+        connect_timeout: String = "2s".into(),
+        request_timeout: String = "30s".into(),
+        ca_file: Option<String> = None,
+        pool_idle_timeout: String = "90s".into(),
+        pool_max_idle: usize = 256,
+        /// 0 = no limit.
+        max_connections: usize = 0,
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawDefault {
-    pub auth: String,
-    pub preflight: String,
-    pub path_case: String,
-}
-
-impl Default for RawDefault {
-    fn default() -> Self {
-        Self {
-            auth: AuthMode::Required.to_string(),
-            preflight: Preflight::Check.to_string(),
-            path_case: PathCase::Insensitive.to_string(),
-        }
+section! {
+    /// One `[[issuers]]` entry; `user_pool_id` or `issuer` is required.
+    pub struct RawIssuer {
+        name: String = String::new(),
+        user_pool_id: Option<String> = None,
+        issuer: Option<String> = None,
+        jwks_url: Option<String> = None,
+        client_ids: Vec<String> = Vec::new(),
+        token_use: Vec<String> = vec![TokenUse::Access.to_string(), TokenUse::Id.to_string()],
+        audiences: Vec<String> = Vec::new(),
+        leeway: String = "60s".into(),
+        algorithms: Vec<String> = vec!["RS256".into()],
+        jwks_refresh: String = "15m".into(),
+        jwks_min_refetch: String = "30s".into(),
+        jwks_timeout: String = "5s".into(),
+        jwks_ca_file: Option<String> = None,
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawToken {
-    pub cookie: Option<String>,
-    pub query: Option<String>,
-    pub websocket_protocol: bool,
-    pub max_bytes: usize,
-    pub cache_entries: usize,
-}
-
-impl Default for RawToken {
-    fn default() -> Self {
-        Self {
-            cookie: None,
-            query: None,
-            websocket_protocol: false,
-            max_bytes: 8 * 1024,
-            cache_entries: 10_000,
-        }
+section! {
+    /// `[default]`: the policy for requests no route matches, and how routes match.
+    pub struct RawDefault {
+        auth: String = AuthMode::Required.to_string(),
+        preflight: String = Preflight::Check.to_string(),
+        path_case: String = PathCase::Insensitive.to_string(),
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawForward {
-    pub strip_authorization: bool,
-    pub claims_header: String,
-    pub headers: BTreeMap<String, String>,
-}
-
-impl Default for RawForward {
-    fn default() -> Self {
-        let headers = [
-            ("X-Auth-Sub", "sub"),
-            ("X-Auth-Client-Id", "client_id"),
-            ("X-Auth-Scope", "scope"),
-            ("X-Auth-Groups", "cognito:groups"),
-            ("X-Auth-Username", "username"),
-        ]
-        .into_iter()
-        .map(|(h, c)| (h.to_string(), c.to_string()))
-        .collect();
-        Self {
-            strip_authorization: false,
-            claims_header: "X-Auth-Claims".into(),
-            headers,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawLog {
-    pub format: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text.to_string(),
-        }
-    }
-}
-
-/// One `[[routes]]` entry as written.
+/// One `[[routes]]` entry as written; `path` is required.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
@@ -247,4 +151,43 @@ pub struct RawRoute {
 
 fn default_auth() -> String {
     AuthMode::Required.to_string()
+}
+
+section! {
+    pub struct RawToken {
+        cookie: Option<String> = None,
+        query: Option<String> = None,
+        websocket_protocol: bool = false,
+        max_bytes: usize = 8 * 1024,
+        cache_entries: usize = 10_000,
+    }
+}
+
+section! {
+    pub struct RawForward {
+        strip_authorization: bool = false,
+        /// `""` = no claims header.
+        claims_header: String = "X-Auth-Claims".into(),
+        /// header = claim.
+        headers: BTreeMap<String, String> = default_headers(),
+    }
+}
+
+fn default_headers() -> BTreeMap<String, String> {
+    [
+        ("X-Auth-Sub", "sub"),
+        ("X-Auth-Client-Id", "client_id"),
+        ("X-Auth-Scope", "scope"),
+        ("X-Auth-Groups", "cognito:groups"),
+        ("X-Auth-Username", "username"),
+    ]
+    .into_iter()
+    .map(|(h, c)| (h.to_string(), c.to_string()))
+    .collect()
+}
+
+section! {
+    pub struct RawLog {
+        format: String = LogFormat::Text.to_string(),
+    }
 }
