@@ -1,6 +1,6 @@
 //! The config vocabulary: every string-valued setting as an enum, each spelled, parsed
 //! ([`FromStr`]), printed ([`Display`], [`Serialize`]) and listed (`VALUES`) in one place,
-//! by [`config_enum!`]. Also the JWS algorithms the sidecar accepts and the Cognito user
+//! by `config_enums!`. Also the JWS algorithms the sidecar accepts and the Cognito user
 //! pool id shape.
 //!
 //! A leaf: imports nothing from the crate, so the route table and the verifier can use these
@@ -46,15 +46,15 @@ pub fn one_of(values: &[&str]) -> String {
     }
 }
 
-/// Declares a config enum with its spellings: `as_str`, `VALUES`, `FromStr`, `Display` and
+/// Declares config enums with their spellings: `as_str`, `VALUES`, `FromStr`, `Display` and
 /// `Serialize` all come from the one list.
-macro_rules! config_enum {
-    (
+macro_rules! config_enums {
+    ($(
         $(#[$meta:meta])*
         pub enum $name:ident ($what:literal) {
             $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
         }
-    ) => {
+    )+) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
@@ -98,50 +98,22 @@ macro_rules! config_enum {
                 s.serialize_str(self.as_str())
             }
         }
-    };
+    )+};
 }
 
-config_enum! {
+// One line each, so the spellings read as the table they are.
+config_enums! {
     /// What a route (or `[default]`) requires of a request.
-    pub enum AuthMode ("auth mode") {
-        Required = "required",
-        Public = "public",
-        Deny = "deny",
-    }
-}
-
-config_enum! {
+    pub enum AuthMode ("auth mode") { Required = "required", Public = "public", Deny = "deny", }
     /// Whether route patterns match paths case-sensitively.
-    pub enum PathCase ("path_case") {
-        Insensitive = "insensitive",
-        Sensitive = "sensitive",
-    }
-}
-
-config_enum! {
-    /// What happens to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
-    pub enum Preflight ("preflight") {
-        /// Treated like any other request.
-        Check = "check",
-        /// Forwarded without a token.
-        Forward = "forward",
-    }
-}
-
-config_enum! {
+    pub enum PathCase ("path_case") { Insensitive = "insensitive", Sensitive = "sensitive", }
+    /// What happens to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`):
+    /// checked like any other request, or forwarded without a token.
+    pub enum Preflight ("preflight") { Check = "check", Forward = "forward", }
     /// The log line format.
-    pub enum LogFormat ("log format") {
-        Text = "text",
-        Json = "json",
-    }
-}
-
-config_enum! {
+    pub enum LogFormat ("log format") { Text = "text", Json = "json", }
     /// The Cognito token kinds (the `token_use` claim), as accepted by an issuer or route.
-    pub enum TokenUse ("token_use") {
-        Access = "access",
-        Id = "id",
-    }
+    pub enum TokenUse ("token_use") { Access = "access", Id = "id", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).
