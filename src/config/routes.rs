@@ -220,12 +220,17 @@ mod tests {
     /// Compiles `routes` (TOML `[[routes]]` entries) with one Cognito issuer.
     fn table(routes: &str, case: PathCase) -> Result<RouteTable, Vec<Problem>> {
         let text = format!(
-            "[upstream]\nurl=\"http://127.0.0.1:1\"\n[[issuers]]\nuser_pool_id=\"eu-west-1_A\"\n\
-             [default]\npath_case = \"{case}\"\n{routes}"
+            "{routes}\n[upstream]\nurl=\"http://127.0.0.1:1\"\n[[issuers]]\nuser_pool_id=\"eu-west-1_A\"\n\
+             [default]\npath_case = \"{case}\"\n"
         );
         Config::from_toml_str("t", &text, &[])
             .map(|c| c.routes)
             .map_err(|e| e.problems)
+    }
+
+    /// The problems with `routes` in a case-insensitive table.
+    fn refused(routes: &str) -> Vec<Problem> {
+        table(routes, PathCase::Insensitive).expect_err("routes should be refused")
     }
 
     fn label(t: &RouteTable, m: &str, p: &str) -> String {
@@ -235,23 +240,13 @@ mod tests {
         }
     }
 
-    const ROUTES: &str = r#"
-[[routes]]
-auth = "public"
-path = "/health"
-[[routes]]
-path = "/weatherforecast"
-scopes = ["dotnet-demo/dotnet"]
-methods = ["GET"]
-[[routes]]
-path = "/admin/**"
-methods = ["GET"]
-groups_any = ["admins"]
-[[routes]]
-path = "/users/*/profile"
-[[routes]]
-path = "/"
-auth = "public"
+    const ROUTES: &str = r#"routes = [
+    { auth = "public", path = "/health" },
+    { path = "/weatherforecast", scopes = ["dotnet-demo/dotnet"], methods = ["GET"] },
+    { path = "/admin/**", methods = ["GET"], groups_any = ["admins"] },
+    { path = "/users/*/profile" },
+    { path = "/", auth = "public" },
+]
 "#;
 
     #[test]
@@ -304,30 +299,24 @@ auth = "public"
 
     #[test]
     fn shadowed_routes_are_errors() {
-        let e = table(
+        let e = refused(
             "[[routes]]\npath=\"/api/**\"\n[[routes]]\npath=\"/api/users\"\nmethods=[\"GET\"]\n",
-            PathCase::Insensitive,
-        )
-        .unwrap_err();
+        );
         assert_eq!(e[0].key, "routes[1].path");
         assert!(e[0].reason.contains("can never match"), "{:?}", e);
-        // A GET-only earlier route does not shadow a POST route on the same path.
-        assert!(table(
-            "[[routes]]\npath=\"/a\"\nmethods=[\"GET\"]\n[[routes]]\npath=\"/a\"\nmethods=[\"POST\"]\n",
-            PathCase::Insensitive
-        )
-        .is_ok());
-        // `*` covers a literal; a literal does not cover `*`.
-        assert!(table(
-            "[[routes]]\npath=\"/a/*\"\n[[routes]]\npath=\"/a/b\"\n",
-            PathCase::Insensitive
-        )
-        .is_err());
-        assert!(table(
-            "[[routes]]\npath=\"/a/b\"\n[[routes]]\npath=\"/a/*\"\n",
-            PathCase::Insensitive
-        )
-        .is_ok());
+        for (routes, shadowed) in [
+            // A GET-only earlier route does not shadow a POST route on the same path.
+            ("[[routes]]\npath=\"/a\"\nmethods=[\"GET\"]\n[[routes]]\npath=\"/a\"\nmethods=[\"POST\"]\n", false),
+            // `*` covers a literal; a literal does not cover `*`.
+            ("[[routes]]\npath=\"/a/*\"\n[[routes]]\npath=\"/a/b\"\n", true),
+            ("[[routes]]\npath=\"/a/b\"\n[[routes]]\npath=\"/a/*\"\n", false),
+        ] {
+            assert_eq!(
+                table(routes, PathCase::Insensitive).is_err(),
+                shadowed,
+                "{routes}"
+            );
+        }
     }
 
     #[test]
@@ -348,11 +337,7 @@ auth = "public"
 
     #[test]
     fn rules_need_required_auth() {
-        let e = table(
-            "[[routes]]\npath=\"/a\"\nauth=\"public\"\nscopes=[\"x\"]\n",
-            PathCase::Insensitive,
-        )
-        .unwrap_err();
+        let e = refused("[[routes]]\npath=\"/a\"\nauth=\"public\"\nscopes=[\"x\"]\n");
         assert_eq!(e[0].key, "routes[0].auth");
     }
 

@@ -186,12 +186,12 @@ fn env_values_take_the_type_the_schema_gives_the_key() {
         .any(|(h, claim)| h == "x-tenant" && claim == "42"));
 
     // A number the schema wants is still checked, and the variable is named.
-    let env = vec![var("LISTENER__MAX_CONNECTIONS", "many")];
-    let e = Config::from_toml_str("t.toml", MIN, &env).unwrap_err();
-    assert_eq!(
-        e.problems[0].key,
-        "listener.max_connections (from env SIDECAR_LISTENER__MAX_CONNECTIONS)"
-    );
+    let bad = [var("LISTENER__MAX_CONNECTIONS", "many")];
+    let p = Config::from_toml_str("t.toml", MIN, &bad)
+        .unwrap_err()
+        .problems;
+    let want = "listener.max_connections (from env SIDECAR_LISTENER__MAX_CONNECTIONS)";
+    assert_eq!(p[0].key, want, "{p:?}");
 }
 
 #[test]
