@@ -2,11 +2,12 @@
 //! validation into [`Config`], a tree of parsed types that nothing downstream parses again.
 //!
 //! Loading is two-staged. [`RawConfig`] (`raw`) mirrors the file (serde, unknown keys are
-//! errors); [`Config::from_raw`] (`load`) turns it into the validated shapes (`model`), one
-//! validator module per section, and reports *every* problem it finds, each with its key
-//! path (`routes[2].scopes`), so `check` can show them all at once. The string-valued
-//! settings are enums in `types`, each parsed in one place. This module only declares the
-//! parts and re-exports their public names.
+//! errors); [`Config::from_raw`] (`load`) validates it, one module per section, into
+//! [`Config`] (`root`), whose sections are the shapes of `model`. Every problem found is
+//! reported, each with its key path (`routes[2].scopes`), so `check` can show them all at
+//! once. The string-valued settings are enums in `types`, each parsed in one place; `env`
+//! is the environment overlay, `problems` the error types, `render` the effective config
+//! that `check` prints. This module only declares the parts and re-exports their names.
 
 mod env;
 mod forward;
@@ -17,6 +18,7 @@ mod model;
 mod problems;
 mod raw;
 mod render;
+mod root;
 mod routes;
 mod token;
 pub mod types;
@@ -24,7 +26,7 @@ mod upstream;
 
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
-    AdminConfig, Config, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig, LogConfig,
+    AdminConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig, LogConfig,
     RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
@@ -33,6 +35,7 @@ pub use raw::{
     RawRuntime, RawTls, RawToken, RawUpstream,
 };
 pub use render::effective;
+pub use root::Config;
 pub use types::{
     parse_algorithm, region_of_pool, AuthMode, LogFormat, PathCase, Preflight, TokenUse,
     TokenUsePolicy, UnknownValue, ALGORITHM_NAMES,

@@ -1,5 +1,7 @@
-//! The validated configuration: parsed types that nothing downstream parses again. Built
-//! only by the loader (`Config::load`, `Config::from_raw`).
+//! The validated sections: parsed types that nothing downstream parses again. Built only by
+//! the section validators. Imports nothing of the crate but `types`, so the code that uses
+//! one section (the key store takes an [`IssuerConfig`]) stays clear of the route table that
+//! the whole [`Config`](super::Config) holds.
 //!
 //! Each struct serialises under the schema's key names (durations as `"15m"`, addresses,
 //! URLs, header names and paths as strings, enums by their config spelling, unset options as
@@ -13,37 +15,10 @@ use std::time::Duration;
 use http::header::HeaderName;
 use http::Uri;
 use jsonwebtoken::Algorithm;
-use serde::ser::{SerializeSeq, Serializer};
+use serde::ser::Serializer;
 use serde::Serialize;
 
 use super::types::{pool_of_issuer, AuthMode, LogFormat, PathCase, Preflight, TokenUsePolicy};
-use crate::routes::{RouteTable, Rule};
-
-/// The validated configuration.
-#[derive(Debug, Clone, Serialize)]
-pub struct Config {
-    /// Where it was read from (file path or a description), for messages.
-    #[serde(skip)]
-    pub source: String,
-    pub listener: ListenerConfig,
-    pub runtime: RuntimeConfig,
-    pub admin: AdminConfig,
-    pub upstream: UpstreamConfig,
-    pub issuers: Vec<IssuerConfig>,
-    pub default: DefaultPolicy,
-    #[serde(serialize_with = "routes")]
-    pub routes: RouteTable,
-    pub token: TokenConfig,
-    pub forward: ForwardConfig,
-    pub log: LogConfig,
-}
-
-impl Config {
-    /// Whether any route (or the default) needs a verified token.
-    pub fn needs_keys(&self) -> bool {
-        !self.issuers.is_empty()
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListenerConfig {
@@ -185,43 +160,6 @@ pub struct ForwardConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct LogConfig {
     pub format: LogFormat,
-}
-
-/// `[[routes]]` as printed, from a compiled rule.
-#[derive(Serialize)]
-struct RouteView<'a> {
-    path: &'a str,
-    methods: Option<Vec<&'a str>>,
-    auth: AuthMode,
-    scopes: &'a [String],
-    scopes_any: &'a [String],
-    groups_any: &'a [String],
-    token_use: Option<super::types::TokenUse>,
-    client_ids: &'a Option<Vec<String>>,
-}
-
-fn routes<S: Serializer>(table: &RouteTable, s: S) -> Result<S::Ok, S::Error> {
-    let mut seq = s.serialize_seq(Some(table.rules().len()))?;
-    for r in table.rules() {
-        seq.serialize_element(&route_view(r))?;
-    }
-    seq.end()
-}
-
-fn route_view(r: &Rule) -> RouteView<'_> {
-    RouteView {
-        path: &r.label,
-        methods: r
-            .methods
-            .as_ref()
-            .map(|ms| ms.iter().map(http::Method::as_str).collect()),
-        auth: r.auth,
-        scopes: &r.scopes,
-        scopes_any: &r.scopes_any,
-        groups_any: &r.groups_any,
-        token_use: r.token_use,
-        client_ids: &r.client_ids,
-    }
 }
 
 fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

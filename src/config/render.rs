@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::model::Config;
+use super::root::Config;
 
 /// The effective configuration (defaults filled in, derived values shown) as TOML.
 pub fn effective(c: &Config) -> String {

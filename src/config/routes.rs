@@ -212,8 +212,8 @@ fn scope_hint(r: &RawRoute) -> String {
 mod tests {
     use http::Method;
 
-    use super::super::model::Config;
     use super::super::problems::Problem;
+    use super::super::root::Config;
     use super::super::types::{PathCase, TokenUse};
     use crate::routes::{Forbidden, Grant, Lookup, RouteTable, Rule};
 
