@@ -5,11 +5,17 @@
 //! Pattern syntax: `/exact/path`, `*` for exactly one segment, `/**` as the last segment for
 //! that path and everything below it. A trailing slash is not significant (`/admin/` matches
 //! `/admin`), so a spelling of the path cannot dodge its rule.
+//!
+//! Reading `[[routes]]` from the file and reporting what is wrong with it is left to the
+//! config validator (`config::routes`), which builds the table with [`Pattern::parse`],
+//! [`Rule::shadows`] and [`RouteTable::new`]. Only the config vocabulary
+//! (`config::types`) is imported from there.
 
 use std::collections::BTreeSet;
 
-use crate::config::types::{AuthMode, PathCase, TokenUse};
 use http::Method;
+
+use crate::config::types::{AuthMode, PathCase, TokenUse};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
