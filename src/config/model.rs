@@ -1,0 +1,195 @@
+//! The validated sections: parsed types that nothing downstream parses again. Built only by
+//! the section validators. Imports nothing of the crate but `types`, so the code that uses
+//! one section (the key store takes an [`IssuerConfig`]) stays clear of the route table that
+//! the whole [`Config`](super::Config) holds.
+//!
+//! Each struct serialises under the schema's key names (durations as `"15m"`, addresses,
+//! URLs, header names and paths as strings, enums by their config spelling, unset options as
+//! `null`) so that `check` prints the effective config from these types and cannot drift
+//! from them. A secret, should one be added, must serialise redacted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::Uri;
+use jsonwebtoken::Algorithm;
+use serde::ser::Serializer;
+use serde::Serialize;
+
+use super::types::{pool_of_issuer, AuthMode, LogFormat, PathCase, Preflight, TokenUsePolicy};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    #[serde(serialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    pub tls: Option<TlsFiles>,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    #[serde(serialize_with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeConfig {
+    /// 0 = one worker per core.
+    pub worker_threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    /// `None` when `admin.address = ""` (admin listener off).
+    #[serde(serialize_with = "display_or_empty")]
+    pub address: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamConfig {
+    #[serde(serialize_with = "display")]
+    pub url: Uri,
+    #[serde(serialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(serialize_with = "duration")]
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    #[serde(serialize_with = "duration")]
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+    /// At most this many requests in flight to the upstream at once (each holds one
+    /// connection); `0` = no limit.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    pub name: String,
+    /// The exact `iss` value tokens must carry.
+    pub issuer: String,
+    pub jwks_url: String,
+    pub client_ids: Vec<String>,
+    pub token_use: TokenUsePolicy,
+    pub audiences: Vec<String>,
+    pub leeway: Duration,
+    pub algorithms: Vec<Algorithm>,
+    pub jwks_refresh: Duration,
+    pub jwks_min_refetch: Duration,
+    pub jwks_timeout: Duration,
+    pub jwks_ca_file: Option<PathBuf>,
+}
+
+/// `[[issuers]]` as printed: the schema's keys, `user_pool_id` recovered from a Cognito
+/// `issuer` (which is shown too, as derived).
+#[derive(Serialize)]
+struct IssuerView<'a> {
+    name: &'a str,
+    user_pool_id: Option<&'a str>,
+    issuer: &'a str,
+    jwks_url: &'a str,
+    client_ids: &'a [String],
+    token_use: &'a TokenUsePolicy,
+    audiences: &'a [String],
+    #[serde(serialize_with = "duration")]
+    leeway: &'a Duration,
+    algorithms: &'a [Algorithm],
+    #[serde(serialize_with = "duration")]
+    jwks_refresh: &'a Duration,
+    #[serde(serialize_with = "duration")]
+    jwks_min_refetch: &'a Duration,
+    #[serde(serialize_with = "duration")]
+    jwks_timeout: &'a Duration,
+    jwks_ca_file: &'a Option<PathBuf>,
+}
+
+impl Serialize for IssuerConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        IssuerView {
+            name: &self.name,
+            user_pool_id: pool_of_issuer(&self.issuer),
+            issuer: &self.issuer,
+            jwks_url: &self.jwks_url,
+            client_ids: &self.client_ids,
+            token_use: &self.token_use,
+            audiences: &self.audiences,
+            leeway: &self.leeway,
+            algorithms: &self.algorithms,
+            jwks_refresh: &self.jwks_refresh,
+            jwks_min_refetch: &self.jwks_min_refetch,
+            jwks_timeout: &self.jwks_timeout,
+            jwks_ca_file: &self.jwks_ca_file,
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DefaultPolicy {
+    pub auth: AuthMode,
+    /// Forward CORS preflights without a token.
+    #[serde(rename = "preflight", serialize_with = "preflight")]
+    pub preflight_forward: bool,
+    pub path_case: PathCase,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenConfig {
+    pub cookie: Option<String>,
+    pub query: Option<String>,
+    pub websocket_protocol: bool,
+    pub max_bytes: usize,
+    pub cache_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardConfig {
+    pub strip_authorization: bool,
+    #[serde(serialize_with = "display_or_empty")]
+    pub claims_header: Option<HeaderName>,
+    /// (header, claim) in a stable order.
+    #[serde(serialize_with = "header_map")]
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// An optional value whose schema spelling for "off" is `""`.
+fn display_or_empty<S: Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_str(""),
+    }
+}
+
+fn preflight<S: Serializer>(forward: &bool, s: S) -> Result<S::Ok, S::Error> {
+    let p = if *forward {
+        Preflight::Forward
+    } else {
+        Preflight::Check
+    };
+    p.serialize(s)
+}
+
+fn header_map<S: Serializer>(headers: &[(HeaderName, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(headers.iter().map(|(h, c)| (h.as_str(), c)))
+}

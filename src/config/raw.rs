@@ -1,0 +1,193 @@
+//! The config file as written: serde shapes for every section, with their defaults. Unknown
+//! keys are errors; every value that needs parsing (durations, addresses, enum names) stays a
+//! string here so that validation can report every problem at once, each under its key.
+//!
+//! Owns the schema (the key names and defaults). Validation lives in the per-section
+//! modules; the validated shapes in `model`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{AuthMode, LogFormat, PathCase, Preflight, TokenUse};
+
+/// Declares a section whose every key is optional: the struct (unknown keys refused, missing
+/// ones defaulted) and its `Default`, from one list that gives each key's default beside it.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* $field:ident: $ty:ty = $default:expr,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)+
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)+
+                }
+            }
+        }
+    };
+}
+
+section! {
+    /// The config file as written.
+    pub struct RawConfig {
+        listener: RawListener = RawListener::default(),
+        runtime: RawRuntime = RawRuntime::default(),
+        admin: RawAdmin = RawAdmin::default(),
+        upstream: RawUpstream = RawUpstream::default(),
+        issuers: Vec<RawIssuer> = Vec::new(),
+        default: RawDefault = RawDefault::default(),
+        routes: Vec<RawRoute> = Vec::new(),
+        token: RawToken = RawToken::default(),
+        forward: RawForward = RawForward::default(),
+        log: RawLog = RawLog::default(),
+    }
+}
+
+section! {
+    pub struct RawListener {
+        address: String = "0.0.0.0:8080".into(),
+        header_read_timeout: String = "10s".into(),
+        tls: Option<RawTls> = None,
+        max_connections: usize = 10_000,
+        max_header_bytes: usize = 32 * 1024,
+        drain_timeout: String = "30s".into(),
+    }
+}
+
+/// `listener.tls`: both files are required.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+section! {
+    pub struct RawRuntime {
+        /// 0 = one worker per core.
+        worker_threads: usize = 0,
+    }
+}
+
+section! {
+    pub struct RawAdmin {
+        /// `""` turns the admin listener off.
+        address: String = "127.0.0.1:9901".into(),
+    }
+}
+
+section! {
+    pub struct RawUpstream {
+        /// Required (validation says so, with the other problems).
+        url: String = String::new(),
+        connect_timeout: String = "2s".into(),
+        request_timeout: String = "30s".into(),
+        ca_file: Option<String> = None,
+        pool_idle_timeout: String = "90s".into(),
+        pool_max_idle: usize = 256,
+        /// 0 = no limit.
+        max_connections: usize = 0,
+    }
+}
+
+section! {
+    /// One `[[issuers]]` entry; `user_pool_id` or `issuer` is required.
+    pub struct RawIssuer {
+        name: String = String::new(),
+        user_pool_id: Option<String> = None,
+        issuer: Option<String> = None,
+        jwks_url: Option<String> = None,
+        client_ids: Vec<String> = Vec::new(),
+        token_use: Vec<String> = vec![TokenUse::Access.to_string(), TokenUse::Id.to_string()],
+        audiences: Vec<String> = Vec::new(),
+        leeway: String = "60s".into(),
+        algorithms: Vec<String> = vec!["RS256".into()],
+        jwks_refresh: String = "15m".into(),
+        jwks_min_refetch: String = "30s".into(),
+        jwks_timeout: String = "5s".into(),
+        jwks_ca_file: Option<String> = None,
+    }
+}
+
+section! {
+    /// `[default]`: the policy for requests no route matches, and how routes match.
+    pub struct RawDefault {
+        auth: String = AuthMode::Required.to_string(),
+        preflight: String = Preflight::Check.to_string(),
+        path_case: String = PathCase::Insensitive.to_string(),
+    }
+}
+
+/// One `[[routes]]` entry as written; `path` is required.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: String,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub scopes_any: Vec<String>,
+    #[serde(default)]
+    pub groups_any: Vec<String>,
+    #[serde(default)]
+    pub token_use: Option<String>,
+    #[serde(default)]
+    pub client_ids: Option<Vec<String>>,
+}
+
+fn default_auth() -> String {
+    AuthMode::Required.to_string()
+}
+
+section! {
+    pub struct RawToken {
+        cookie: Option<String> = None,
+        query: Option<String> = None,
+        websocket_protocol: bool = false,
+        max_bytes: usize = 8 * 1024,
+        cache_entries: usize = 10_000,
+    }
+}
+
+section! {
+    pub struct RawForward {
+        strip_authorization: bool = false,
+        /// `""` = no claims header.
+        claims_header: String = "X-Auth-Claims".into(),
+        /// header = claim.
+        headers: BTreeMap<String, String> = default_headers(),
+    }
+}
+
+fn default_headers() -> BTreeMap<String, String> {
+    [
+        ("X-Auth-Sub", "sub"),
+        ("X-Auth-Client-Id", "client_id"),
+        ("X-Auth-Scope", "scope"),
+        ("X-Auth-Groups", "cognito:groups"),
+        ("X-Auth-Username", "username"),
+    ]
+    .into_iter()
+    .map(|(h, c)| (h.to_string(), c.to_string()))
+    .collect()
+}
+
+section! {
+    pub struct RawLog {
+        format: String = LogFormat::Text.to_string(),
+    }
+}

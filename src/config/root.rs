@@ -1,0 +1,76 @@
+//! The root of the validated configuration: [`Config`], every section (`model`) plus the
+//! compiled route table (`crate::routes`). Built only by the loader (`Config::load`,
+//! `Config::from_raw`, in `load`); printed by `render`.
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+
+use super::model::{
+    AdminConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig, LogConfig,
+    RuntimeConfig, TokenConfig, UpstreamConfig,
+};
+use super::types::{AuthMode, TokenUse};
+use crate::routes::{RouteTable, Rule};
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Where it was read from (file path or a description), for messages.
+    #[serde(skip)]
+    pub source: String,
+    pub listener: ListenerConfig,
+    pub runtime: RuntimeConfig,
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub default: DefaultPolicy,
+    #[serde(serialize_with = "routes")]
+    pub routes: RouteTable,
+    pub token: TokenConfig,
+    pub forward: ForwardConfig,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Whether any route (or the default) needs a verified token.
+    pub fn needs_keys(&self) -> bool {
+        !self.issuers.is_empty()
+    }
+}
+
+/// `[[routes]]` as printed, from a compiled rule.
+#[derive(Serialize)]
+struct RouteView<'a> {
+    path: &'a str,
+    methods: Option<Vec<&'a str>>,
+    auth: AuthMode,
+    scopes: &'a [String],
+    scopes_any: &'a [String],
+    groups_any: &'a [String],
+    token_use: Option<TokenUse>,
+    client_ids: &'a Option<Vec<String>>,
+}
+
+fn routes<S: Serializer>(table: &RouteTable, s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(table.rules().len()))?;
+    for r in table.rules() {
+        seq.serialize_element(&route_view(r))?;
+    }
+    seq.end()
+}
+
+fn route_view(r: &Rule) -> RouteView<'_> {
+    RouteView {
+        path: &r.label,
+        methods: r
+            .methods
+            .as_ref()
+            .map(|ms| ms.iter().map(http::Method::as_str).collect()),
+        auth: r.auth,
+        scopes: &r.scopes,
+        scopes_any: &r.scopes_any,
+        groups_any: &r.groups_any,
+        token_use: r.token_use,
+        client_ids: &r.client_ids,
+    }
+}

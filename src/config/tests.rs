@@ -1,0 +1,222 @@
+//! Loading and validation as a whole: defaults, every problem reported with its key, the
+//! environment overlay. Section details are tested next to their validators.
+
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use super::problems::key_path;
+use super::*;
+
+const MIN: &str = r#"
+[upstream]
+url = "http://127.0.0.1:5000"
+[[issuers]]
+user_pool_id = "ap-south-1_p7GD1CkXO"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str("test.toml", text, &[])
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    load(text).expect_err("config should be refused").problems
+}
+
+#[test]
+fn minimal_config_derives_cognito_issuer_and_jwks() {
+    let c = load(MIN).unwrap();
+    assert_eq!(
+        c.issuers[0].issuer,
+        "https://cognito-idp.ap-south-1.amazonaws.com/ap-south-1_p7GD1CkXO"
+    );
+    assert_eq!(
+        c.issuers[0].jwks_url,
+        "https://cognito-idp.ap-south-1.amazonaws.com/ap-south-1_p7GD1CkXO/.well-known/jwks.json"
+    );
+    assert_eq!(c.issuers[0].algorithms, vec![Algorithm::RS256]);
+    assert_eq!(c.default.auth, AuthMode::Required);
+    assert_eq!(c.forward.headers.len(), 5);
+    assert_eq!(c.listener.header_read_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_path() {
+    let p = problems(&format!(
+        "{MIN}\n[[routes]]\npath = \"/a\"\nscope = [\"x\"]\n"
+    ));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].key, "routes[0].scope");
+    assert!(p[0].reason.starts_with("unknown key"), "{:?}", p[0]);
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let text = r#"
+[listener]
+address = "nowhere"
+header_read_timeout = "ten seconds"
+[upstream]
+url = "ftp://x"
+[[issuers]]
+name = "a"
+[forward.headers]
+"X-Auth-Sub" = "sub"
+"x_auth_sub" = "username"
+"#;
+    let p = problems(text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for k in [
+        "listener.address",
+        "listener.header_read_timeout",
+        "upstream.url",
+        "issuers[0].user_pool_id",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    assert!(
+        p.iter().any(|p| p.reason.contains("duplicate header name")),
+        "{p:?}"
+    );
+    let shown = load(text).unwrap_err().to_string();
+    assert!(shown.starts_with("test.toml: "), "{shown}");
+}
+
+#[test]
+fn hs256_and_none_are_config_errors() {
+    let p = problems(&format!("{MIN}algorithms = [\"HS256\", \"none\"]\n"));
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].key, "issuers[0].algorithms[0]");
+}
+
+#[test]
+fn env_overrides_index_into_arrays_and_name_the_variable() {
+    let env = vec![
+        (
+            "SIDECAR_UPSTREAM__URL".to_string(),
+            "http://127.0.0.1:7000".to_string(),
+        ),
+        (
+            "SIDECAR_ISSUERS__0__USER_POOL_ID".to_string(),
+            "eu-west-1_Abc".to_string(),
+        ),
+        (
+            "SIDECAR_ISSUERS__0__CLIENT_IDS".to_string(),
+            "[\"123\"]".to_string(),
+        ),
+        ("SIDECAR_CONFIG".to_string(), "ignored.toml".to_string()),
+        ("OTHER".to_string(), "x".to_string()),
+    ];
+    let c = Config::from_toml_str("t.toml", MIN, &env).unwrap();
+    assert_eq!(c.upstream.url, "http://127.0.0.1:7000");
+    assert_eq!(
+        c.issuers[0].issuer,
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc"
+    );
+    assert_eq!(c.issuers[0].client_ids, vec!["123".to_string()]);
+
+    let env = vec![("SIDECAR_LISTENER__BOGUS".to_string(), "1".to_string())];
+    let e = Config::from_toml_str("t.toml", MIN, &env).unwrap_err();
+    assert_eq!(
+        e.problems[0].key,
+        "listener.bogus (from env SIDECAR_LISTENER__BOGUS)"
+    );
+}
+
+#[test]
+fn env_can_create_an_issuer_without_a_file_entry() {
+    let env = vec![(
+        "SIDECAR_ISSUERS__0__USER_POOL_ID".to_string(),
+        "us-east-1_X1".to_string(),
+    )];
+    let c =
+        Config::from_toml_str("t.toml", "[upstream]\nurl=\"http://127.0.0.1:1\"\n", &env).unwrap();
+    assert_eq!(c.issuers.len(), 1);
+}
+
+#[test]
+fn required_without_issuers_is_an_error() {
+    let p = problems("[upstream]\nurl = \"http://127.0.0.1:1\"\n");
+    assert_eq!(p[0].key, "default.auth");
+    assert!(
+        load("[upstream]\nurl = \"http://127.0.0.1:1\"\n[default]\nauth = \"public\"\n").is_ok()
+    );
+}
+
+#[test]
+fn key_paths_render_indices() {
+    let p: Vec<String> = ["routes", "2", "scopes"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(key_path(&p), "routes[2].scopes");
+}
+
+#[test]
+fn bad_toml_is_reported_with_the_source() {
+    let e = load("[listener\n").unwrap_err();
+    assert!(e.to_string().starts_with("test.toml"), "{e}");
+}
+
+#[test]
+fn env_values_take_the_type_the_schema_gives_the_key() {
+    let var = |k: &str, v: &str| (format!("SIDECAR_{k}"), v.to_string());
+    let env = vec![
+        var("LISTENER__MAX_CONNECTIONS", "5"),
+        var("TOKEN__WEBSOCKET_PROTOCOL", "true"),
+        var("FORWARD__STRIP_AUTHORIZATION", "false"),
+        var("ISSUERS__0__NAME", "123"),
+        var("ISSUERS__0__LEEWAY", "30s"),
+        var("ISSUERS__0__CLIENT_IDS__0", "0123"),
+        var("TOKEN__COOKIE", "1"),
+        var("FORWARD__HEADERS__X-TENANT", "42"),
+    ];
+    let c = Config::from_toml_str("t.toml", MIN, &env).unwrap();
+    assert_eq!(c.listener.max_connections, 5);
+    assert!(c.token.websocket_protocol);
+    assert!(!c.forward.strip_authorization);
+    assert_eq!(c.issuers[0].name, "123");
+    assert_eq!(c.issuers[0].leeway, Duration::from_secs(30));
+    assert_eq!(c.issuers[0].client_ids, vec!["0123".to_string()]);
+    assert_eq!(c.token.cookie.as_deref(), Some("1"));
+    assert!(c
+        .forward
+        .headers
+        .iter()
+        .any(|(h, claim)| h == "x-tenant" && claim == "42"));
+
+    // A number the schema wants is still checked, and the variable is named.
+    let bad = [var("LISTENER__MAX_CONNECTIONS", "many")];
+    let p = Config::from_toml_str("t.toml", MIN, &bad)
+        .unwrap_err()
+        .problems;
+    let want = "listener.max_connections (from env SIDECAR_LISTENER__MAX_CONNECTIONS)";
+    assert_eq!(p[0].key, want, "{p:?}");
+}
+
+#[test]
+fn bad_enum_values_name_the_key_and_the_accepted_values_with_every_other_problem() {
+    let text = format!(
+        "{MIN}[default]\nauth = \"maybe\"\npreflight = \"skip\"\npath_case = \"upper\"\n\
+         [log]\nformat = \"xml\"\n[listener]\ndrain_timeout = \"later\"\n"
+    );
+    let p = problems(&text);
+    let reason = |k: &str| {
+        p.iter()
+            .find(|p| p.key == k)
+            .unwrap_or_else(|| panic!("no {k} in {p:?}"))
+            .reason
+            .clone()
+    };
+    assert_eq!(
+        reason("default.auth"),
+        "unknown auth mode \"maybe\": expected \"required\", \"public\" or \"deny\""
+    );
+    assert!(reason("default.preflight").contains("\"check\" or \"forward\""));
+    assert!(reason("default.path_case").contains("\"insensitive\" or \"sensitive\""));
+    assert!(reason("log.format").contains("\"text\" or \"json\""));
+    assert!(reason("listener.drain_timeout").starts_with("invalid duration"));
+    let p = problems(&format!("{MIN}token_use = [\"access\", \"refresh\"]\n"));
+    assert_eq!(p[0].key, "issuers[0].token_use[1]");
+    assert!(p[0].reason.contains("\"access\" or \"id\""), "{p:?}");
+}

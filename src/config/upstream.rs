@@ -1,0 +1,74 @@
+//! Validates `[upstream]`: the service requests are forwarded to. Connecting and pooling
+//! are left to `crate::upstream`.
+
+use std::path::{Path, PathBuf};
+
+use http::Uri;
+
+use super::model::UpstreamConfig;
+use super::problems::Problems;
+use super::raw::RawUpstream;
+
+pub(super) fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> UpstreamConfig {
+    let url = if raw.url.trim().is_empty() {
+        p.push(
+            "upstream.url",
+            "missing required key (e.g. \"http://127.0.0.1:5000\")",
+        );
+        Uri::from_static("http://127.0.0.1:5000")
+    } else {
+        match raw.url.trim().parse::<Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http") | Some("https"))
+                    && u.authority().is_some()
+                    && u.query().is_none() =>
+            {
+                if u.authority().is_some_and(|a| a.as_str().contains('@')) {
+                    p.push("upstream.url", "credentials in the URL are not supported");
+                }
+                u
+            }
+            _ => {
+                p.push(
+                    "upstream.url",
+                    format!(
+                        "invalid URL {:?}: expected http(s)://host:port[/base]",
+                        raw.url
+                    ),
+                );
+                Uri::from_static("http://127.0.0.1:5000")
+            }
+        }
+    };
+    let connect_timeout = p.duration("upstream.connect_timeout", &raw.connect_timeout);
+    let request_timeout = p.duration("upstream.request_timeout", &raw.request_timeout);
+    for (k, d) in [
+        ("upstream.connect_timeout", connect_timeout),
+        ("upstream.request_timeout", request_timeout),
+    ] {
+        if d.is_zero() {
+            p.push(k, "must be greater than zero");
+        }
+    }
+    let ca_file = raw.ca_file.as_ref().map(|f| {
+        if !Path::new(f).is_file() {
+            p.push("upstream.ca_file", format!("file {f:?} not found"));
+        }
+        PathBuf::from(f)
+    });
+    if ca_file.is_some() && url.scheme_str() != Some("https") {
+        p.push(
+            "upstream.ca_file",
+            "only meaningful with an https upstream.url",
+        );
+    }
+    UpstreamConfig {
+        url,
+        connect_timeout,
+        request_timeout,
+        ca_file,
+        pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout),
+        pool_max_idle: raw.pool_max_idle,
+        max_connections: raw.max_connections,
+    }
+}
