@@ -17,7 +17,7 @@ use crate::demo::serve::{self, BodyError, Resp};
 pub(super) type Form = HashMap<String, String>;
 
 /// An error answer: `{"error": error}` with its status.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct OAuthError {
     status: StatusCode,
     error: &'static str,
@@ -61,9 +61,9 @@ pub(super) async fn read_form(headers: &HeaderMap, body: Incoming) -> Result<For
     let body = serve::read_body(body).await.map_err(|e| match e {
         BodyError::TooLarge => OAuthError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            error: "invalid_request",
+            ..invalid
         },
-        BodyError::Read => OAuthError::bad_request("invalid_request"),
+        BodyError::Read => invalid,
     })?;
     // RFC 6749 §3.2: parameters must not be repeated.
     let mut form = Form::new();

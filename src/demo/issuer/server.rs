@@ -114,35 +114,22 @@ pub async fn start(addr: SocketAddr, cfg: IssuerConfig) -> anyhow::Result<Issuer
     })
 }
 
+/// The router: each endpoint with the methods it takes; 405 (with `Allow`)
+/// for another method, 404 for any other path.
 async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
-    let pool_prefix = format!("/{}/.well-known/", state.cfg.pool_id);
-    if path == "/oauth2/token" {
-        if req.method() != Method::POST {
-            return method_not_allowed("POST");
-        }
-        return token_endpoint(state, req).await;
+    let well_known = path.strip_prefix(&format!("/{}/.well-known/", state.cfg.pool_id));
+    let post = req.method() == Method::POST;
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    match (path.as_str(), well_known) {
+        ("/oauth2/token", _) if post => token_endpoint(state, req).await,
+        ("/", _) if post => idp_api(state, req).await,
+        ("/oauth2/token" | "/", _) => method_not_allowed("POST"),
+        (_, Some("jwks.json")) if get => serve::json(StatusCode::OK, &state.jwks),
+        (_, Some("openid-configuration")) if get => serve::json(StatusCode::OK, &discovery(state)),
+        (_, Some("jwks.json" | "openid-configuration")) => method_not_allowed("GET, HEAD"),
+        _ => serve::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
-    if path == "/" {
-        if req.method() != Method::POST {
-            return method_not_allowed("POST");
-        }
-        return idp_api(state, req).await;
-    }
-    if let Some(doc) = path.strip_prefix(&pool_prefix) {
-        if doc == "jwks.json" || doc == "openid-configuration" {
-            if req.method() != Method::GET && req.method() != Method::HEAD {
-                return method_not_allowed("GET, HEAD");
-            }
-            let body = if doc == "jwks.json" {
-                state.jwks.clone()
-            } else {
-                discovery(state)
-            };
-            return serve::json(StatusCode::OK, &body);
-        }
-    }
-    serve::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"}))
 }
 
 fn method_not_allowed(allow: &'static str) -> Resp {
