@@ -225,32 +225,26 @@ fn check_url(given: &str, url: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// Client credentials grant against `<domain>/oauth2/token` (see
-/// [`token_endpoint`]) with a [`TokenClient`] of [`DEFAULT_TIMEOUT`].
-pub async fn client_credentials(
-    domain: &str,
-    client_id: &str,
-    client_secret: &str,
-    scope: Option<&str>,
-) -> Result<TokenResponse, TokenError> {
-    TokenClient::new(DEFAULT_TIMEOUT)?
-        .client_credentials(domain, client_id, client_secret, scope)
-        .await
+/// Declares free functions that each make a [`TokenClient`] of
+/// [`DEFAULT_TIMEOUT`] and call its method of the same name and arguments.
+macro_rules! with_default_client {
+    ($($(#[$doc:meta])* pub async fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ok:ty;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name($($arg: $ty),*) -> Result<$ok, TokenError> {
+            TokenClient::new(DEFAULT_TIMEOUT)?.$name($($arg),*).await
+        }
+    )*};
 }
 
-/// `InitiateAuth` / `USER_PASSWORD_AUTH` against `endpoint` (see
-/// [`default_idp_endpoint`]), sending `SECRET_HASH` when `client_secret` is
-/// given, with a [`TokenClient`] of [`DEFAULT_TIMEOUT`].
-pub async fn password(
-    endpoint: &str,
-    client_id: &str,
-    username: &str,
-    password: &str,
-    client_secret: Option<&str>,
-) -> Result<InitiateAuthResult, TokenError> {
-    TokenClient::new(DEFAULT_TIMEOUT)?
-        .password(endpoint, client_id, username, password, client_secret)
-        .await
+with_default_client! {
+    /// Client credentials grant against `<domain>/oauth2/token` (see
+    /// [`token_endpoint`]) with a [`TokenClient`] of [`DEFAULT_TIMEOUT`].
+    pub async fn client_credentials(domain: &str, client_id: &str, client_secret: &str, scope: Option<&str>) -> TokenResponse;
+
+    /// `InitiateAuth` / `USER_PASSWORD_AUTH` against `endpoint` (see
+    /// [`default_idp_endpoint`]), sending `SECRET_HASH` when `client_secret` is
+    /// given, with a [`TokenClient`] of [`DEFAULT_TIMEOUT`].
+    pub async fn password(endpoint: &str, client_id: &str, username: &str, password: &str, client_secret: Option<&str>) -> InitiateAuthResult;
 }
 
 impl TokenClient {

@@ -1,0 +1,40 @@
+//! A local, in-memory, Cognito-compatible token issuer on loopback.
+//!
+//! It reproduces the two flows of the Cognito tutorial closely enough for the
+//! sidecar, the `token` subcommands and the AWS SDKs to talk to it:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `POST /oauth2/token` (form, `grant_type=client_credentials`, Basic or form client auth) | `{"access_token","expires_in","token_type":"Bearer"}`, or 400 `{"error":"invalid_client" \| "invalid_request" \| "unsupported_grant_type" \| "unauthorized_client" \| "invalid_scope"}` |
+//! | `POST /` with `X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth` (`USER_PASSWORD_AUTH`) | `{"AuthenticationResult":{AccessToken,IdToken,RefreshToken,ExpiresIn,TokenType},"ChallengeParameters":{}}`, or 400 `{"__type":..,"message":..}` |
+//! | `GET /<pool_id>/.well-known/jwks.json` | the JWKS (two RSA keys: one for access tokens, one for id tokens) |
+//! | `GET /<pool_id>/.well-known/openid-configuration` | minimal OIDC discovery |
+//!
+//! The issuer (`iss`) is `http://127.0.0.1:<port>/<pool_id>`. Bodies over
+//! 64 KiB get 413; every other malformed request gets a 400 with a JSON error;
+//! nothing here panics on input.
+//!
+//! Where things are: the pool (`config`); the server, its router and the
+//! discovery and JWKS documents (`server`), over the state every handler
+//! reads (`state`); `/oauth2/token` (`token_endpoint`) over the OAuth
+//! plumbing it shares with any other `/oauth2/*` endpoint (`oauth`); the
+//! IdP API dispatcher (`idp`) and its operations (`initiate_auth`) over the
+//! AWS JSON plumbing (`amz`); and the tokens themselves (`mint`).
+
+mod amz;
+mod config;
+mod idp;
+mod initiate_auth;
+mod mint;
+mod oauth;
+mod server;
+mod state;
+mod token_endpoint;
+
+pub use config::{
+    demo_config, random_client_id, random_client_secret, DemoClient, DemoUser, IssuerConfig,
+    ResourceServer, DEMO_EMAIL, DEMO_GROUP, DEMO_M2M_CLIENT, DEMO_PASSWORD, DEMO_PASSWORD_CLIENT,
+    DEMO_RESOURCE_SERVER, DEMO_SCOPE, DEMO_USERNAME,
+};
+pub use mint::USER_ADMIN_SCOPE;
+pub use server::{start, IssuerHandle};

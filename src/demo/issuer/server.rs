@@ -1,0 +1,160 @@
+//! The issuer's server: [`start`] binds it and hands back an
+//! [`IssuerHandle`]; [`handle`] routes each request to its endpoint and
+//! serves the discovery document and the JWKS itself.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::config::IssuerConfig;
+use super::idp::idp_api;
+use super::state::State;
+use super::token_endpoint::token_endpoint;
+use crate::demo::keys::{self, SigningKey};
+use crate::demo::serve::{self, Resp};
+
+/// A running issuer. Dropping it stops the server too.
+#[derive(Debug)]
+pub struct IssuerHandle {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: serve::Server,
+}
+
+impl IssuerHandle {
+    /// The bound address (the real port when started on port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`: the "hosted domain" to give
+    /// [`crate::token::client_credentials`] (it appends `/oauth2/token`).
+    pub fn base_url(&self) -> String {
+        self.state.base.clone()
+    }
+
+    /// `http://127.0.0.1:<port>/<pool_id>`, the `iss` of every token.
+    pub fn issuer_url(&self) -> String {
+        self.state.issuer.clone()
+    }
+
+    /// `<issuer>/.well-known/jwks.json`.
+    pub fn jwks_url(&self) -> String {
+        self.state.jwks_url()
+    }
+
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        self.state.discovery_url()
+    }
+
+    /// `http://127.0.0.1:<port>/oauth2/token`.
+    pub fn token_url(&self) -> String {
+        self.state.token_url()
+    }
+
+    /// `http://127.0.0.1:<port>/`: the Cognito IdP API endpoint for
+    /// `InitiateAuth` (what `https://cognito-idp.<region>.amazonaws.com/` is).
+    pub fn idp_url(&self) -> String {
+        format!("{}/", self.state.base)
+    }
+
+    /// The pool configuration (client ids, secrets, users).
+    pub fn config(&self) -> &IssuerConfig {
+        &self.state.cfg
+    }
+
+    /// The key access tokens are signed with (tests may mint their own).
+    pub fn access_key(&self) -> &SigningKey {
+        &self.state.access_key
+    }
+
+    /// The key id tokens are signed with.
+    pub fn id_key(&self) -> &SigningKey {
+        &self.state.id_key
+    }
+
+    /// The JWKS served at [`IssuerHandle::jwks_url`].
+    pub fn jwks(&self) -> Value {
+        self.state.jwks.clone()
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Validates `cfg`, generates the two signing keys, binds `addr` (port 0
+/// allowed) and serves until [`IssuerHandle::shutdown`] or drop.
+pub async fn start(addr: SocketAddr, cfg: IssuerConfig) -> anyhow::Result<IssuerHandle> {
+    cfg.validate().context("invalid issuer configuration")?;
+    let access_key = SigningKey::generate(keys::random_kid())?;
+    let id_key = SigningKey::generate(keys::random_kid())?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the demo issuer to {addr}"))?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{}", serve::url_authority(addr));
+    let state = Arc::new(State::new(cfg, base, access_key, id_key));
+    let served = state.clone();
+    let server = serve::spawn(listener, move |req, _peer| {
+        let state = served.clone();
+        async move { handle(&state, req).await }
+    });
+    Ok(IssuerHandle {
+        addr,
+        state,
+        server,
+    })
+}
+
+/// The router: each endpoint with the methods it takes; 405 (with `Allow`)
+/// for another method, 404 for any other path.
+async fn handle(state: &State, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let well_known = path.strip_prefix(&format!("/{}/.well-known/", state.cfg.pool_id));
+    let post = req.method() == Method::POST;
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    match (path.as_str(), well_known) {
+        ("/oauth2/token", _) if post => token_endpoint(state, req).await,
+        ("/", _) if post => idp_api(state, req).await,
+        ("/oauth2/token" | "/", _) => method_not_allowed("POST"),
+        (_, Some("jwks.json")) if get => serve::json(StatusCode::OK, &state.jwks),
+        (_, Some("openid-configuration")) if get => serve::json(StatusCode::OK, &discovery(state)),
+        (_, Some("jwks.json" | "openid-configuration")) => method_not_allowed("GET, HEAD"),
+        _ => serve::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = serve::json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method_not_allowed"}),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The OpenID discovery document: where the keys and the token endpoint are.
+fn discovery(state: &State) -> Value {
+    let mut scopes: Vec<String> = vec!["openid".into(), "email".into(), "profile".into()];
+    scopes.extend(state.cfg.custom_scopes());
+    json!({
+        "issuer": state.issuer,
+        "jwks_uri": state.jwks_url(),
+        "token_endpoint": state.token_url(),
+        "response_types_supported": ["code", "token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+    })
+}

@@ -1,0 +1,59 @@
+//! What every request handler of the issuer reads: the pool configuration,
+//! the issuer's URLs, its two signing keys and the JWKS they make.
+
+use serde_json::Value;
+
+use super::config::IssuerConfig;
+use crate::demo::keys::{self, SigningKey};
+
+/// The running issuer's state, shared by the server task and [`super::IssuerHandle`].
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) cfg: IssuerConfig,
+    /// `http://127.0.0.1:<port>`, the "hosted domain".
+    pub(super) base: String,
+    /// `<base>/<pool_id>`, the `iss` of every token.
+    pub(super) issuer: String,
+    /// Signs access tokens.
+    pub(super) access_key: SigningKey,
+    /// Signs id tokens.
+    pub(super) id_key: SigningKey,
+    /// The public halves of both keys, as served.
+    pub(super) jwks: Value,
+}
+
+impl State {
+    /// The state of an issuer at `base` (`http://<authority>`) for `cfg`.
+    pub(super) fn new(
+        cfg: IssuerConfig,
+        base: String,
+        access_key: SigningKey,
+        id_key: SigningKey,
+    ) -> Self {
+        let issuer = format!("{base}/{}", cfg.pool_id);
+        let jwks = keys::jwks(&[&access_key, &id_key]);
+        State {
+            cfg,
+            base,
+            issuer,
+            access_key,
+            id_key,
+            jwks,
+        }
+    }
+
+    /// `<issuer>/.well-known/jwks.json`.
+    pub(super) fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub(super) fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer)
+    }
+
+    /// `<base>/oauth2/token`.
+    pub(super) fn token_url(&self) -> String {
+        format!("{}/oauth2/token", self.base)
+    }
+}

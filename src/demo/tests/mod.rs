@@ -1,0 +1,97 @@
+//! End-to-end tests of the demo issuer and upstream through `crate::token`,
+//! all on 127.0.0.1, by area; the helpers here are shared by all of them.
+
+mod idp;
+mod lifecycle;
+mod oauth;
+mod token_client;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::issuer::{self, DemoClient, IssuerConfig, IssuerHandle};
+use crate::token::{self, InitiateAuthResult};
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(token::tls_client_config())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The demo pool plus a confidential client allowed USER_PASSWORD_AUTH and a
+/// confidential client not allowed client_credentials.
+fn test_config() -> IssuerConfig {
+    let mut cfg = issuer::demo_config();
+    cfg.clients.push(DemoClient {
+        name: "secret-app".into(),
+        client_id: issuer::random_client_id(),
+        client_secret: Some(issuer::random_client_secret()),
+        client_credentials: false,
+        allowed_scopes: vec![],
+        user_password_auth: true,
+    });
+    cfg
+}
+
+fn client<'a>(h: &'a IssuerHandle, name: &str) -> &'a DemoClient {
+    h.config().client_named(name).unwrap()
+}
+
+/// GETs `url` and reads the answer as JSON.
+async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    raw_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn jwks(h: &IssuerHandle) -> JwkSet {
+    serde_json::from_value(get_json(h.jwks_url()).await).unwrap()
+}
+
+/// The demo user signs in through `client` (with its secret, if it has one).
+async fn sign_in(h: &IssuerHandle, client: &DemoClient) -> InitiateAuthResult {
+    token::password(
+        &h.idp_url(),
+        &client.client_id,
+        issuer::DEMO_USERNAME,
+        issuer::DEMO_PASSWORD,
+        client.client_secret.as_deref(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Verifies `token` against the served JWKS (RS256, issuer, exp) and returns
+/// its claims and kid.
+fn verify(set: &JwkSet, issuer: &str, token: &str, aud: Option<&str>) -> (Value, String) {
+    let header = decode_header(token).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let kid = header.kid.expect("kid in header");
+    let jwk = set.find(&kid).expect("kid is in the served JWKS");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_issuer(&[issuer]);
+    v.set_required_spec_claims(&["exp", "iss"]);
+    match aud {
+        Some(a) => v.set_audience(&[a]),
+        None => v.validate_aud = false,
+    }
+    let data = decode::<Value>(token, &key, &v).unwrap();
+    (data.claims, kid)
+}
