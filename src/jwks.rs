@@ -450,13 +450,9 @@ pub fn parse_jwks(issuer: &str, body: &[u8]) -> Result<KeySet, FetchError> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
-                match name.parse::<Algorithm>() {
-                    Ok(a)
-                        if !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) =>
-                    {
-                        Some(a)
-                    }
-                    _ => {
+                match crate::config::parse_algorithm(&name) {
+                    Some(a) => Some(a),
+                    None => {
                         skip("alg is not a signature algorithm this sidecar uses");
                         continue;
                     }
