@@ -37,8 +37,9 @@ pub use raw::{
 pub use render::effective;
 pub use root::Config;
 pub use types::{
-    parse_algorithm, region_of_pool, AuthMode, LogFormat, PathCase, Preflight, TokenUse,
-    TokenUsePolicy, UnknownValue, ALGORITHM_NAMES,
+    idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, Fallback, IssuerForm,
+    LogFormat, PathCase, Preflight, RevocationMode, TokenUse, TokenUsePolicy, UnknownValue,
+    ALGORITHM_NAMES,
 };
 
 #[cfg(test)]

@@ -114,6 +114,12 @@ config_enums! {
     pub enum LogFormat ("log format") { Text = "text", Json = "json", }
     /// The Cognito token kinds (the `token_use` claim), as accepted by an issuer or route.
     pub enum TokenUse ("token_use") { Access = "access", Id = "id", }
+    /// A user pool's `IssuerConfiguration`: which `iss` its tokens carry.
+    pub enum IssuerForm ("issuer_form") { Original = "original", Updated = "updated", }
+    /// Whether an issuer's user access tokens are checked against the pool (`GetUser`).
+    pub enum RevocationMode ("revocation") { Off = "off", Online = "online", }
+    /// What a token gets when its revocation cannot be checked.
+    pub enum Fallback ("value") { Allow = "allow", Deny = "deny", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).
@@ -177,16 +183,34 @@ pub fn region_of_pool(pool: &str) -> Option<&str> {
     (valid_region && valid_id).then_some(region)
 }
 
-/// The `iss` of a Cognito user pool.
+/// The `iss` of a Cognito user pool in the original form.
 pub fn cognito_issuer(region: &str, pool: &str) -> String {
-    format!("https://cognito-idp.{region}.amazonaws.com/{pool}")
+    pool_issuer(IssuerForm::Original, region, pool)
 }
 
-/// The user pool id of a Cognito `iss` (the inverse of [`cognito_issuer`]).
+/// The `iss` of a Cognito user pool: `https://cognito-idp.<region>.amazonaws.com/<pool>`
+/// (original) or `https://issuer-cognito-idp.<region>.amazonaws.com/<pool>` (updated, where
+/// region is the pool's primary region).
+pub fn pool_issuer(form: IssuerForm, region: &str, pool: &str) -> String {
+    let host = match form {
+        IssuerForm::Original => "cognito-idp",
+        IssuerForm::Updated => "issuer-cognito-idp",
+    };
+    format!("https://{host}.{region}.amazonaws.com/{pool}")
+}
+
+/// The user pool id of a Cognito `iss` of either form (the inverse of [`pool_issuer`]).
 pub fn pool_of_issuer(issuer: &str) -> Option<&str> {
-    let rest = issuer.strip_prefix("https://cognito-idp.")?;
+    let rest = issuer
+        .strip_prefix("https://cognito-idp.")
+        .or_else(|| issuer.strip_prefix("https://issuer-cognito-idp."))?;
     let (region, pool) = rest.split_once(".amazonaws.com/")?;
     (region_of_pool(pool) == Some(region)).then_some(pool)
+}
+
+/// The Cognito IdP API endpoint of a region (`InitiateAuth`, `GetUser`, ...).
+pub fn idp_endpoint(region: &str) -> String {
+    format!("https://cognito-idp.{region}.amazonaws.com/")
 }
 
 #[cfg(test)]
