@@ -31,6 +31,14 @@ pub enum AuthError {
     WrongAudience,
     /// The token's issuer has no keys loaded yet: not the token's fault (503, not 401).
     KeysUnavailable,
+    /// Revoked: by the pool (`GetUser` said so) or by the issuer's deny list.
+    Revoked,
+    /// The revocation check could not reach the pool, and `revocation_unavailable = "deny"`
+    /// (503, not 401).
+    RevocationUnavailable,
+    /// The token cannot be checked for revocation (no `aws.cognito.signin.user.admin`
+    /// scope, or an ID token) and the issuer's setting says to refuse such tokens.
+    RevocationUnchecked,
 }
 
 impl AuthError {
@@ -49,7 +57,18 @@ impl AuthError {
             AuthError::WrongClient => "wrong_client",
             AuthError::WrongAudience => "wrong_audience",
             AuthError::KeysUnavailable => "keys_unavailable",
+            AuthError::Revoked => "revoked",
+            AuthError::RevocationUnavailable => "revocation_unavailable",
+            AuthError::RevocationUnchecked => "revocation_unchecked",
         }
+    }
+
+    /// Whether the sidecar, not the token, is the reason (503 + `Retry-After`).
+    pub fn is_unavailable(self) -> bool {
+        matches!(
+            self,
+            AuthError::KeysUnavailable | AuthError::RevocationUnavailable
+        )
     }
 }
 
@@ -79,6 +98,10 @@ pub struct Verified {
     pub sub: Option<Box<str>>,
     pub client_id: Option<Box<str>>,
     pub jti: Option<Box<str>>,
+    /// `origin_jti`: one per sign-in, shared by its access and ID tokens.
+    pub origin_jti: Option<Box<str>>,
+    /// `username` (Cognito user access tokens; client-credentials tokens have none).
+    pub username: Option<Box<str>>,
     /// Identity headers rendered from the claims, ready to insert (`claims_header` aside).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }

@@ -105,7 +105,7 @@ impl ProxyError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Auth(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Auth(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Auth(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden { .. } | ProxyError::Denied => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -119,7 +119,7 @@ impl ProxyError {
     fn code(&self) -> &'static str {
         match self {
             ProxyError::Auth(AuthError::Missing) => "unauthorized",
-            ProxyError::Auth(AuthError::KeysUnavailable) => "temporarily_unavailable",
+            ProxyError::Auth(e) if e.is_unavailable() => "temporarily_unavailable",
             ProxyError::Auth(_) => "invalid_token",
             ProxyError::Forbidden { .. } => "insufficient_scope",
             ProxyError::Denied => "forbidden",
@@ -143,7 +143,7 @@ impl ProxyError {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let challenge = match self {
             ProxyError::Auth(AuthError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
-            ProxyError::Auth(AuthError::KeysUnavailable) => None,
+            ProxyError::Auth(e) if e.is_unavailable() => None,
             ProxyError::Auth(e) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
                 e.as_str()
@@ -174,7 +174,7 @@ impl ProxyError {
                     h.insert(ALLOW, v);
                 }
             }
-            ProxyError::Auth(AuthError::KeysUnavailable) => {
+            ProxyError::Auth(e) if e.is_unavailable() => {
                 h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

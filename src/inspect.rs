@@ -62,8 +62,12 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
             Some(v)
         }
         Err(e) => {
-            let why = match e {
-                AuthError::WrongIssuer => format!(
+            let why = match (e, verifier.other_form_of(iss)) {
+                (AuthError::WrongIssuer, Some((issuer, form))) => format!(
+                    "wrong_issuer: iss {iss:?} is the {form} form of the pool of issuer {:?}: this pool issues the {form} form: set issuer_form = \"{form}\"",
+                    issuer.cfg.name
+                ),
+                (AuthError::WrongIssuer, None) => format!(
                     "wrong_issuer: iss {:?} is none of the configured issuers ({})",
                     iss,
                     c.issuers
@@ -72,7 +76,7 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                other => other.as_str().to_string(),
+                (other, _) => other.as_str().to_string(),
             };
             let _ = writeln!(o, "rejected: {why}");
             None

@@ -214,6 +214,14 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     println!("{}: OK\n", path.display());
+    let warnings = config.warnings();
+    if !warnings.is_empty() {
+        println!("# warnings");
+        for w in &warnings {
+            println!("# - {w}");
+        }
+        println!();
+    }
     println!("# effective configuration");
     println!("{}", cognito_sidecar::describe::effective(&config));
     println!("# routes (first match wins)");

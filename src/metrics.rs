@@ -47,6 +47,20 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Time of a cold verification (signature), seconds.
     pub verify_seconds: Histogram,
+    /// Online revocation checks (`GetUser` calls) by result (`active`, `revoked`,
+    /// `unscoped`, `unavailable`).
+    pub revocation_checks: IntCounterVec,
+    /// Time of one revocation check, seconds.
+    pub revocation_seconds: Histogram,
+    /// Tokens forwarded or refused without a revocation check, by why (`unscoped`,
+    /// `id_token`, `unavailable`).
+    pub revocation_unchecked: IntCounterVec,
+    /// Entries in each issuer's deny list.
+    pub denylist_entries: IntGaugeVec,
+    /// When each issuer's deny list was last loaded (Unix seconds).
+    pub denylist_loaded: GaugeVec,
+    /// Deny list reloads refused (a bad line), by issuer.
+    pub denylist_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -151,8 +165,67 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let revocation_checks = counter_vec(
+            r,
+            "sidecar_revocation_checks_total",
+            "Online revocation checks (GetUser calls) by result",
+            &["result"],
+        );
+        let revocation_seconds = reg(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "sidecar_revocation_check_seconds",
+                    "Time of one online revocation check",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            )
+            .expect("valid metric"),
+        );
+        let revocation_unchecked = counter_vec(
+            r,
+            "sidecar_revocation_unchecked_total",
+            "Tokens let through or refused without a revocation check, by why",
+            &["why"],
+        );
+        let denylist_entries = reg(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "sidecar_denylist_entries",
+                    "Entries in the issuer's deny list",
+                ),
+                &["issuer"],
+            )
+            .expect("valid metric"),
+        );
+        let denylist_loaded = reg(
+            r,
+            GaugeVec::new(
+                Opts::new(
+                    "sidecar_denylist_loaded_timestamp_seconds",
+                    "When the issuer's deny list was last loaded",
+                ),
+                &["issuer"],
+            )
+            .expect("valid metric"),
+        );
+        let denylist_errors = counter_vec(
+            r,
+            "sidecar_denylist_errors_total",
+            "Deny list reloads refused because of a bad line",
+            &["issuer"],
+        );
         Metrics {
             registry,
+            revocation_checks,
+            revocation_seconds,
+            revocation_unchecked,
+            denylist_entries,
+            denylist_loaded,
+            denylist_errors,
             requests,
             latency,
             upstream_errors,

@@ -70,6 +70,7 @@ impl Sidecar {
             .map(|l| l.local_addr())
             .transpose()?;
         let listener_cfg = config.listener.clone();
+        log_warnings(&config);
         let shared = Arc::new(Shared::new(config, metrics)?);
 
         let cancel = CancellationToken::new();
@@ -123,6 +124,7 @@ impl Sidecar {
         {
             tracing::warn!("listener, admin, TLS and runtime changes take effect on restart only");
         }
+        log_warnings(&config);
         self.shared.reload(config)
     }
 
@@ -136,6 +138,13 @@ impl Sidecar {
             let _ = t.await;
         }
         self.shared.stop_key_stores();
+    }
+}
+
+/// Logs what `check` would warn about, one line each.
+fn log_warnings(config: &Config) {
+    for w in config.warnings() {
+        tracing::warn!(source = %config.source, "{w}");
     }
 }
 

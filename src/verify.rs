@@ -18,16 +18,31 @@ use serde_json::{Map, Value};
 
 pub use crate::claims::{AuthError, Verified};
 use crate::config::{Config, ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy};
+use crate::denylist::{DenyList, Ids};
 use crate::jwks::{KeyStore, VerifyKey};
 pub use crate::jws::decode_unverified;
 use crate::jws::{numeric_date, Jws};
 use crate::metrics::Metrics;
+use crate::revocation::Revocation;
 
-/// An issuer with its key store.
+/// An issuer with its key store, and what can revoke its tokens.
 #[derive(Clone)]
 pub struct Issuer {
     pub cfg: IssuerConfig,
     pub keys: Arc<KeyStore>,
+    /// The online check, with `revocation = "online"`.
+    pub revocation: Option<Arc<Revocation>>,
+    /// The deny list, with `revoked_file`.
+    pub denylist: Option<Arc<DenyList>>,
+    /// When the last "other issuer form" hint was logged (seconds), to log it once a minute.
+    form_hint_logged: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Issuer {
+    /// Whether anything can revoke this issuer's tokens before they expire.
+    fn can_revoke(&self) -> bool {
+        self.revocation.is_some() || self.denylist.is_some()
+    }
 }
 
 /// The verified-token cache: SHA-256 of the token -> its verification.
@@ -36,12 +51,22 @@ type Cache = quick_cache::sync::Cache<[u8; 32], Arc<Verified>>;
 /// Verifies tokens for a set of issuers; holds the verified-token cache.
 pub struct Verifier {
     issuers: Vec<Issuer>,
+    /// Whether any issuer has a revocation check or deny list.
+    revocable: bool,
     forward: ForwardConfig,
     max_bytes: usize,
     cache: Option<Cache>,
     metrics: Arc<Metrics>,
     cache_hit: prometheus::IntCounter,
     cache_miss: prometheus::IntCounter,
+}
+
+/// SHA-256 of a token: the key of the verified-token and revocation caches.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
 }
 
 /// Seconds since the epoch.
@@ -69,6 +94,20 @@ fn opt_str(m: &Map<String, Value>, k: &str) -> Option<Box<str>> {
 
 fn token_use_of(claims: &Map<String, Value>) -> Option<TokenUse> {
     claims.get("token_use")?.as_str()?.parse().ok()
+}
+
+/// For a Cognito pool: `aud` (ID token) and `client_id` (access token) are one string each,
+/// as Cognito issues them; an array, a number or nothing names no client, whatever
+/// `client_ids` allows (an array holding an allowed client among others is refused too).
+fn check_cognito_shapes(claims: &Map<String, Value>, tu: TokenUse) -> Result<(), AuthError> {
+    let claim = match tu {
+        TokenUse::Access => "client_id",
+        TokenUse::Id => "aud",
+    };
+    match claims.get(claim) {
+        Some(Value::String(_)) => Ok(()),
+        _ => Err(AuthError::WrongClient),
+    }
 }
 
 /// `exp` (required), `nbf` and `iat` (RFC 7519 §4.1.4-6), with leeway. Returns `exp`.
@@ -113,6 +152,9 @@ fn check_issuer_rules(
             let tu = token_use_of(claims).ok_or(AuthError::WrongTokenUse)?;
             if !kinds.contains(&tu) {
                 return Err(AuthError::WrongTokenUse);
+            }
+            if cfg.pool.is_some() {
+                check_cognito_shapes(claims, tu)?;
             }
             let clients: Vec<Box<str>> = match tu {
                 TokenUse::Access => client_id.into_iter().collect(),
@@ -166,22 +208,38 @@ impl Verifier {
         mut keys: impl FnMut(&IssuerConfig) -> anyhow::Result<Arc<KeyStore>>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Verifier> {
+        let cache_entries = config.token.cache_entries;
         let issuers = config
             .issuers
             .iter()
             .map(|cfg| {
+                let revocation = match cfg.revocation.is_online() {
+                    true => Some(Arc::new(Revocation::new(
+                        &cfg.revocation,
+                        cache_entries,
+                        Arc::clone(&metrics),
+                    )?)),
+                    false => None,
+                };
+                let denylist = match &cfg.revoked_file {
+                    Some(path) => Some(DenyList::load(&cfg.name, path, Arc::clone(&metrics))?),
+                    None => None,
+                };
                 Ok(Issuer {
                     cfg: cfg.clone(),
                     keys: keys(cfg)?,
+                    revocation,
+                    denylist,
+                    form_hint_logged: Default::default(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let entries = config.token.cache_entries;
         Ok(Verifier {
+            revocable: issuers.iter().any(Issuer::can_revoke),
             issuers,
             forward: config.forward.clone(),
             max_bytes: config.token.max_bytes,
-            cache: (entries > 0).then(|| Cache::new(entries)),
+            cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
             cache_hit: metrics.token_cache.with_label_values(&["hit"]),
             cache_miss: metrics.token_cache.with_label_values(&["miss"]),
             metrics,
@@ -197,19 +255,33 @@ impl Verifier {
         self.issuers.iter().all(|i| i.keys.is_loaded())
     }
 
-    /// Verifies `token` at time `now` (seconds), using the cache.
+    /// Verifies `token` at time `now` (seconds), using the cache; then, for an issuer that
+    /// can revoke, its deny list and its online check.
     pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, AuthError> {
         if token.len() > self.max_bytes {
             return Err(AuthError::TooLarge);
         }
-        let Some(cache) = &self.cache else {
+        let digest = (self.cache.is_some() || self.revocable).then(|| token_digest(token));
+        let v = self.verify_cached(token, digest.as_ref(), now).await?;
+        let issuer = &self.issuers[v.issuer];
+        if issuer.can_revoke() {
+            // Boxed: rare, and its future would otherwise size every request's.
+            Box::pin(still_honoured(issuer, token, digest.as_ref(), &v)).await?;
+        }
+        Ok(v)
+    }
+
+    async fn verify_cached(
+        &self,
+        token: &str,
+        digest: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<Arc<Verified>, AuthError> {
+        let (Some(cache), Some(&key)) = (&self.cache, digest) else {
             return Box::pin(self.verify_uncached(token, now))
                 .await
                 .map(|(v, _)| Arc::new(v));
         };
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
         if let Some(v) = cache.get(&key) {
             let issuer = &self.issuers[v.issuer];
             let leeway = issuer.cfg.leeway.as_secs() as i64;
@@ -240,16 +312,54 @@ impl Verifier {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(AuthError::WrongIssuer)?;
-        let (idx, issuer) = self
+        let Some((idx, issuer)) = self
             .issuers
             .iter()
             .enumerate()
             .find(|(_, i)| i.cfg.issuer == iss)
-            .ok_or(AuthError::WrongIssuer)?;
+        else {
+            self.hint_other_form(iss);
+            return Err(AuthError::WrongIssuer);
+        };
         if !issuer.cfg.algorithms.contains(&jws.alg) {
             return Err(AuthError::AlgNotAllowed);
         }
         Ok((idx, issuer))
+    }
+
+    /// A token whose `iss` is the other issuer form of a configured pool: still refused,
+    /// but the log says what to set (once a minute per issuer).
+    fn hint_other_form(&self, iss: &str) {
+        for issuer in &self.issuers {
+            let Some((form, other)) = issuer.cfg.pool.as_ref().map(|p| p.other_form()) else {
+                continue;
+            };
+            if other != iss {
+                continue;
+            }
+            let now = now_secs();
+            let last = issuer
+                .form_hint_logged
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if now - last >= 60 {
+                issuer
+                    .form_hint_logged
+                    .store(now, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    issuer = %issuer.cfg.name,
+                    iss,
+                    "wrong_issuer: this pool issues the {form} form: set issuer_form = \"{form}\""
+                );
+            }
+        }
+    }
+
+    /// The hint for `inspect`: the issuer whose pool issues `iss` in the other form.
+    pub fn other_form_of(&self, iss: &str) -> Option<(&Issuer, crate::config::IssuerForm)> {
+        self.issuers.iter().find_map(|i| {
+            let (form, other) = i.cfg.pool.as_ref()?.other_form();
+            (other == iss).then_some((i, form))
+        })
     }
 
     /// Full verification without the cache; also returns the claims (for `inspect`).
@@ -295,9 +405,36 @@ impl Verifier {
             sub: opt_str(&claims, "sub"),
             client_id: opt_str(&claims, "client_id"),
             jti: opt_str(&claims, "jti"),
+            origin_jti: opt_str(&claims, "origin_jti"),
+            username: opt_str(&claims, "username"),
             headers,
         };
         Ok((verified, claims))
+    }
+}
+
+/// Whether `issuer` still honours `v`: not on its deny list (whatever the cache says), and
+/// not revoked at the pool.
+async fn still_honoured(
+    issuer: &Issuer,
+    token: &str,
+    digest: Option<&[u8; 32]>,
+    v: &Verified,
+) -> Result<(), AuthError> {
+    if let Some(list) = &issuer.denylist {
+        let ids = Ids {
+            jti: v.jti.as_deref(),
+            origin_jti: v.origin_jti.as_deref(),
+            sub: v.sub.as_deref(),
+            client_id: v.client_id.as_deref(),
+        };
+        if list.matches(&ids) {
+            return Err(AuthError::Revoked);
+        }
+    }
+    match &issuer.revocation {
+        Some(r) => r.check(token, digest, v).await,
+        None => Ok(()),
     }
 }
 

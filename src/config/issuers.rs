@@ -1,7 +1,8 @@
 //! Validates `[[issuers]]`: which tokens are trusted. Each concern is one function: the
-//! `iss` value (from a Cognito user pool id or an OIDC issuer URL), the JWKS URL, the token
-//! kinds, the algorithms, the client ids and the durations. Fetching keys and verifying
-//! tokens are left to `crate::jwks` and `crate::verify`.
+//! `iss` value (from a Cognito user pool id and its issuer form, or an OIDC issuer URL), the
+//! JWKS URL, the token kinds, the algorithms, the client ids, the durations, the revocation
+//! settings and the deny list file. Fetching keys, verifying tokens and asking the pool are
+//! left to `crate::jwks`, `crate::verify` and `crate::revocation`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,12 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use super::model::IssuerConfig;
+use super::model::{CognitoPool, IssuerConfig, RevocationPolicy};
 use super::problems::{unknown, Problems};
 use super::raw::RawIssuer;
 use super::types::{
-    cognito_issuer, one_of, parse_algorithm, region_of_pool, TokenUse, TokenUsePolicy,
-    ALGORITHM_NAMES, TOKEN_USE_ANY,
+    idp_endpoint, one_of, parse_algorithm, pool_issuer, region_of_pool, Fallback, IssuerForm,
+    RevocationMode, TokenUse, TokenUsePolicy, ALGORITHM_NAMES, TOKEN_USE_ANY,
 };
 
 pub(super) fn validate_issuers(p: &mut Problems, raw: &[RawIssuer]) -> Vec<IssuerConfig> {
@@ -30,7 +31,7 @@ pub(super) fn validate_issuers(p: &mut Problems, raw: &[RawIssuer]) -> Vec<Issue
         if !names.insert(name.clone()) {
             p.push(key("name"), format!("duplicate issuer name {name:?}"));
         }
-        let issuer = issuer(p, &key, r);
+        let (issuer, pool) = issuer(p, &key, r);
         if !issuer.is_empty() && !seen.insert(issuer.clone()) {
             p.push(
                 key("issuer"),
@@ -45,6 +46,7 @@ pub(super) fn validate_issuers(p: &mut Problems, raw: &[RawIssuer]) -> Vec<Issue
             );
         }
         let d = durations(p, &key, r);
+        let revocation = revocation(p, &key, r, pool.as_ref(), &token_use);
         out.push(IssuerConfig {
             name,
             jwks_url: jwks_url(p, &key, r.jwks_url.as_deref(), &issuer),
@@ -58,6 +60,9 @@ pub(super) fn validate_issuers(p: &mut Problems, raw: &[RawIssuer]) -> Vec<Issue
             jwks_min_refetch: d.jwks_min_refetch,
             jwks_timeout: d.jwks_timeout,
             jwks_ca_file: ca_file(p, &key, r.jwks_ca_file.as_deref()),
+            pool,
+            revocation,
+            revoked_file: revoked_file(p, &key, r.revoked_file.as_deref()),
         });
     }
     out
@@ -65,41 +70,130 @@ pub(super) fn validate_issuers(p: &mut Problems, raw: &[RawIssuer]) -> Vec<Issue
 
 type Key<'a> = &'a dyn Fn(&str) -> String;
 
-/// The exact `iss` tokens must carry: derived from `user_pool_id`, or `issuer` as given.
-/// Empty when neither is usable (a problem has been reported).
-fn issuer(p: &mut Problems, key: Key<'_>, r: &RawIssuer) -> String {
+/// The exact `iss` tokens must carry: derived from `user_pool_id` in its `issuer_form`, or
+/// `issuer` as given; and the pool, for a Cognito issuer. Empty when neither is usable (a
+/// problem has been reported).
+fn issuer(p: &mut Problems, key: Key<'_>, r: &RawIssuer) -> (String, Option<CognitoPool>) {
+    let form = p.parse(&key("issuer_form"), &r.issuer_form, IssuerForm::Original);
     match (&r.user_pool_id, &r.issuer) {
         (Some(_), Some(_)) => {
             p.push(key("issuer"), "set either user_pool_id or issuer, not both");
-            String::new()
+            (String::new(), None)
         }
         (None, None) => {
             p.push(
                 key("user_pool_id"),
                 "an issuer needs user_pool_id (Cognito) or issuer (any OIDC issuer)",
             );
-            String::new()
+            (String::new(), None)
         }
         (Some(pool), None) => match region_of_pool(pool.trim()) {
-            Some(region) => cognito_issuer(region, pool.trim()),
+            Some(region) => {
+                let pool = CognitoPool {
+                    id: pool.trim().to_string(),
+                    region: region.to_string(),
+                    form,
+                };
+                (pool_issuer(form, &pool.region, &pool.id), Some(pool))
+            }
             None => {
                 p.push(
                     key("user_pool_id"),
                     format!("{pool:?} is not a user pool id (expected <region>_<id>, e.g. \"ap-south-1_p7GD1CkXO\")"),
                 );
-                String::new()
+                (String::new(), None)
             }
         },
         (None, Some(iss)) => {
+            if form != IssuerForm::Original {
+                p.push(
+                    key("issuer_form"),
+                    "applies to user_pool_id; with issuer, the iss is given in full",
+                );
+            }
             let iss = iss.trim();
             if web_url(iss).is_some() {
-                iss.to_string()
+                (iss.to_string(), None)
             } else {
                 p.push(key("issuer"), format!("invalid issuer URL {iss:?}"));
-                String::new()
+                (String::new(), None)
             }
         }
     }
+}
+
+/// The `revocation*` keys. Online checks need `GetUser`: a Cognito issuer, and an endpoint
+/// (the pool's region's, unless `revocation_endpoint` says otherwise).
+fn revocation(
+    p: &mut Problems,
+    key: Key<'_>,
+    r: &RawIssuer,
+    pool: Option<&CognitoPool>,
+    token_use: &TokenUsePolicy,
+) -> RevocationPolicy {
+    let mode = p.parse(&key("revocation"), &r.revocation, RevocationMode::Off);
+    let endpoint = match &r.revocation_endpoint {
+        Some(e) => match web_url(e.trim()) {
+            Some(u) => Some(u.to_string()),
+            None => {
+                p.push(key("revocation_endpoint"), format!("invalid URL {e:?}"));
+                None
+            }
+        },
+        None => pool.map(|pool| idp_endpoint(&pool.region)),
+    };
+    if mode == RevocationMode::Online {
+        if endpoint.is_none() && r.revocation_endpoint.is_none() {
+            p.push(
+                key("revocation"),
+                "\"online\" needs user_pool_id (its region's GetUser) or revocation_endpoint",
+            );
+        }
+        if *token_use == TokenUsePolicy::Any {
+            p.push(
+                key("revocation"),
+                "\"online\" asks Cognito's GetUser, so it needs a Cognito issuer (token_use \"access\" and/or \"id\")",
+            );
+        }
+    }
+    let recheck = p.duration(&key("revocation_recheck"), &r.revocation_recheck);
+    let timeout = p.duration(&key("revocation_timeout"), &r.revocation_timeout);
+    if timeout.is_zero() || timeout > Duration::from_secs(30) {
+        p.push(
+            key("revocation_timeout"),
+            "must be more than 0s and at most 30s",
+        );
+    }
+    RevocationPolicy {
+        mode,
+        recheck,
+        timeout,
+        unavailable: p.parse(
+            &key("revocation_unavailable"),
+            &r.revocation_unavailable,
+            Fallback::Deny,
+        ),
+        endpoint,
+        unscoped: p.parse(
+            &key("revocation_unscoped"),
+            &r.revocation_unscoped,
+            Fallback::Allow,
+        ),
+        id_tokens: p.parse(
+            &key("revocation_id_tokens"),
+            &r.revocation_id_tokens,
+            Fallback::Allow,
+        ),
+    }
+}
+
+/// The deny list file: it must exist and every line must parse (the problem names the line).
+fn revoked_file(p: &mut Problems, key: Key<'_>, raw: Option<&str>) -> Option<PathBuf> {
+    let f = raw?;
+    if let Err(e) = crate::denylist::read(Path::new(f)) {
+        p.push(key("revoked_file"), e);
+    }
+    Some(PathBuf::from(f))
 }
 
 /// `jwks_url` as given, or `<issuer>/.well-known/jwks.json`.

@@ -26,8 +26,8 @@ mod upstream;
 
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
-    AdminConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig, LogConfig,
-    RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
+    AdminConfig, CognitoPool, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig,
+    LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{

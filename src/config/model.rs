@@ -18,7 +18,10 @@ use jsonwebtoken::Algorithm;
 use serde::ser::Serializer;
 use serde::Serialize;
 
-use super::types::{pool_of_issuer, AuthMode, LogFormat, PathCase, Preflight, TokenUsePolicy};
+use super::types::{
+    pool_issuer, AuthMode, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode,
+    TokenUsePolicy,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListenerConfig {
@@ -83,6 +86,62 @@ pub struct IssuerConfig {
     pub jwks_min_refetch: Duration,
     pub jwks_timeout: Duration,
     pub jwks_ca_file: Option<PathBuf>,
+    /// The Cognito user pool behind `issuer`, when the issuer is given by `user_pool_id`.
+    pub pool: Option<CognitoPool>,
+    pub revocation: RevocationPolicy,
+    /// The deny list (`revoked_file`).
+    pub revoked_file: Option<PathBuf>,
+}
+
+/// A Cognito user pool: its id, region and issuer form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CognitoPool {
+    pub id: String,
+    pub region: String,
+    pub form: IssuerForm,
+}
+
+impl CognitoPool {
+    /// The `iss` of the pool in the other form than the configured one, and that form: a
+    /// token carrying it is still refused, with a hint.
+    pub fn other_form(&self) -> (IssuerForm, String) {
+        let other = match self.form {
+            IssuerForm::Original => IssuerForm::Updated,
+            IssuerForm::Updated => IssuerForm::Original,
+        };
+        (other, pool_issuer(other, &self.region, &self.id))
+    }
+}
+
+/// The revocation settings of an issuer (`revocation*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevocationPolicy {
+    #[serde(rename = "revocation")]
+    pub mode: RevocationMode,
+    /// How long an "active" answer holds.
+    #[serde(rename = "revocation_recheck", serialize_with = "duration")]
+    pub recheck: Duration,
+    /// Limit for one check.
+    #[serde(rename = "revocation_timeout", serialize_with = "duration")]
+    pub timeout: Duration,
+    /// What a token gets when the pool cannot be asked.
+    #[serde(rename = "revocation_unavailable")]
+    pub unavailable: Fallback,
+    /// Where `GetUser` is sent; `None` only when revocation is off and no pool is known.
+    #[serde(rename = "revocation_endpoint")]
+    pub endpoint: Option<String>,
+    /// What an access token without `aws.cognito.signin.user.admin` gets.
+    #[serde(rename = "revocation_unscoped")]
+    pub unscoped: Fallback,
+    /// What an ID token gets (`GetUser` cannot check one).
+    #[serde(rename = "revocation_id_tokens")]
+    pub id_tokens: Fallback,
+}
+
+impl RevocationPolicy {
+    pub fn is_online(&self) -> bool {
+        self.mode == RevocationMode::Online
+    }
 }
 
 /// `[[issuers]]` as printed: the schema's keys, `user_pool_id` recovered from a Cognito
@@ -106,13 +165,17 @@ struct IssuerView<'a> {
     #[serde(serialize_with = "duration")]
     jwks_timeout: &'a Duration,
     jwks_ca_file: &'a Option<PathBuf>,
+    issuer_form: Option<IssuerForm>,
+    #[serde(flatten)]
+    revocation: &'a RevocationPolicy,
+    revoked_file: &'a Option<PathBuf>,
 }
 
 impl Serialize for IssuerConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         IssuerView {
             name: &self.name,
-            user_pool_id: pool_of_issuer(&self.issuer),
+            user_pool_id: self.pool.as_ref().map(|p| p.id.as_str()),
             issuer: &self.issuer,
             jwks_url: &self.jwks_url,
             client_ids: &self.client_ids,
@@ -124,6 +187,9 @@ impl Serialize for IssuerConfig {
             jwks_min_refetch: &self.jwks_min_refetch,
             jwks_timeout: &self.jwks_timeout,
             jwks_ca_file: &self.jwks_ca_file,
+            issuer_form: self.pool.as_ref().map(|p| p.form),
+            revocation: &self.revocation,
+            revoked_file: &self.revoked_file,
         }
         .serialize(s)
     }

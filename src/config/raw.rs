@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{AuthMode, LogFormat, PathCase, Preflight, TokenUse};
+use super::types::{
+    AuthMode, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode, TokenUse,
+};
 
 /// Declares a section whose every key is optional: the struct (unknown keys refused, missing
 /// ones defaulted) and its `Default`, from one list that gives each key's default beside it.
@@ -116,6 +118,17 @@ section! {
         jwks_min_refetch: String = "30s".into(),
         jwks_timeout: String = "5s".into(),
         jwks_ca_file: Option<String> = None,
+        /// `user_pool_id` only: which `iss` form the pool issues.
+        issuer_form: String = IssuerForm::Original.to_string(),
+        revocation: String = RevocationMode::Off.to_string(),
+        revocation_recheck: String = "60s".into(),
+        revocation_timeout: String = "2s".into(),
+        revocation_unavailable: String = Fallback::Deny.to_string(),
+        /// Default: the pool's region's IdP endpoint.
+        revocation_endpoint: Option<String> = None,
+        revocation_unscoped: String = Fallback::Allow.to_string(),
+        revocation_id_tokens: String = Fallback::Allow.to_string(),
+        revoked_file: Option<String> = None,
     }
 }
 

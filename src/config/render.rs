@@ -272,6 +272,10 @@ mod tests {
     #[test]
     fn every_schema_key_is_printed_when_set() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let revoked = dir.path().join("revoked.txt");
+        std::fs::write(&revoked, "jti:abc\n").unwrap();
+        let revoked = revoked.display();
         let c = load(&format!(
             r#"
 [listener]
@@ -283,6 +287,7 @@ ca_file = "{file}"
 user_pool_id = "ap-south-1_p7GD1CkXO"
 jwks_url = "https://keys.example.com/jwks.json"
 jwks_ca_file = "{file}"
+revoked_file = "{revoked}"
 [[routes]]
 path = "/a"
 methods = ["GET"]

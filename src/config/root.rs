@@ -36,6 +36,23 @@ impl Config {
     pub fn needs_keys(&self) -> bool {
         !self.issuers.is_empty()
     }
+
+    /// Settings that are valid but do not do what they seem to, one sentence each, naming
+    /// the key: `check` prints them and the sidecar logs them when it starts or reloads.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, iss) in self.issuers.iter().enumerate() {
+            if iss.jwks_refresh < iss.jwks_min_refetch {
+                out.push(format!(
+                    "issuers[{i}].jwks_refresh ({}) is shorter than jwks_min_refetch ({}): keys are refreshed every {}, since no fetch comes sooner than jwks_min_refetch",
+                    humantime::format_duration(iss.jwks_refresh),
+                    humantime::format_duration(iss.jwks_min_refetch),
+                    humantime::format_duration(iss.jwks_min_refetch),
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// `[[routes]]` as printed, from a compiled rule.
