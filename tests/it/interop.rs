@@ -606,3 +606,87 @@ async fn moto_token_password_subcommand() {
     assert!(stdout.trim().is_empty(), "stdout on failure: {stdout:?}");
     assert!(!stderr.trim().is_empty(), "a failure says why on stderr");
 }
+
+/// An AWS JSON 1.1 call to moto's IdP API (`operation` without the service prefix). moto
+/// picks the region's backend from the credential scope of `Authorization` (and checks no
+/// signature), as the AWS CLI would send it.
+async fn idp_call(moto: &Moto, operation: &str, body: Value) -> Reply {
+    let target = format!("AWSCognitoIdentityProviderService.{operation}");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    request(
+        moto.addr,
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", &target),
+            ("authorization", &auth),
+        ],
+        &body.to_string(),
+    )
+    .await
+}
+
+/// Revocation end to end against moto, which implements GetUser, GlobalSignOut and
+/// AdminUserGlobalSignOut: sign in (the fixture did), call (200), sign out, call again (401
+/// `revoked` within `revocation_recheck`), and the upstream never sees the last call.
+#[tokio::test]
+async fn moto_sign_out_revokes_tokens_through_the_sidecar() {
+    let (moto, fx) = moto_with_fixture().await;
+    let issuer = format!(
+        "revocation = \"online\"\nrevocation_endpoint = \"{}/\"\nrevocation_recheck = \"1s\"",
+        moto.endpoint()
+    );
+    let proxy = Proxy::start(&fx, &issuer, "[[routes]]\npath = \"/**\"\n").await;
+    let alice = &fx.tokens.alice_access;
+    let bob = &fx.tokens.bob_access;
+    proxy.forwarded("alice before sign-out", "/x", alice).await;
+    proxy.forwarded("bob before sign-out", "/x", bob).await;
+
+    // alice signs herself out (GlobalSignOut with her access token).
+    let r = idp_call(&moto, "GlobalSignOut", json!({"AccessToken": alice})).await;
+    assert_eq!(r.status, 200, "GlobalSignOut: {r:?}");
+    let addr = proxy.sidecar.local_addr();
+    eventually(Duration::from_secs(10), || async move {
+        call(addr, "/x", alice).await.status == 401
+    })
+    .await;
+    proxy
+        .refused("alice after GlobalSignOut", "/x", alice, 401, "revoked")
+        .await;
+    // bob is still signed in.
+    proxy
+        .forwarded("bob after alice's sign-out", "/x", bob)
+        .await;
+
+    // An administrator signs bob out (AdminUserGlobalSignOut).
+    let r = idp_call(
+        &moto,
+        "AdminUserGlobalSignOut",
+        json!({"UserPoolId": fx.pool_a.id, "Username": fx.users.bob.username}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "AdminUserGlobalSignOut: {r:?}");
+    eventually(Duration::from_secs(10), || async move {
+        call(addr, "/x", bob).await.status == 401
+    })
+    .await;
+    proxy
+        .refused(
+            "bob after AdminUserGlobalSignOut",
+            "/x",
+            bob,
+            401,
+            "revoked",
+        )
+        .await;
+    let m = get(proxy.sidecar.admin_addr().unwrap(), "/metrics")
+        .await
+        .body;
+    assert!(
+        m.contains("sidecar_revocation_checks_total{result=\"revoked\"} 2"),
+        "{m}"
+    );
+}

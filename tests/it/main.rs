@@ -12,6 +12,7 @@ mod forward;
 mod hardening;
 mod interop;
 mod pool;
+mod revocation;
 mod routes;
 mod sources;
 mod support;
