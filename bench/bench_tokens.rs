@@ -4,7 +4,11 @@
 //! `cargo run --release --example bench_tokens -- OUT_DIR ISSUER [COUNT]`
 //!
 //! Files: `jwks.json`, `token.txt` (scope `dotnet-demo/dotnet`), `tokens.txt` (COUNT tokens,
-//! one per line, distinct `jti`), `bad_signature.txt`, `no_scope.txt`.
+//! one per line, distinct `jti`), `bad_signature.txt`, `no_scope.txt`, and `user_token.txt`: a
+//! password-flow user access token (`username`, `origin_jti`, the scope
+//! `aws.cognito.signin.user.admin` that `GetUser` needs, plus `dotnet-demo/dotnet` as a pre token
+//! generation trigger adds it), which an issuer with `revocation = "online"` checks. Its `sub`
+//! is the client id too, so the benchmark's proofs read the same identity for every token.
 
 use std::io::Write;
 
@@ -54,6 +58,13 @@ fn main() -> anyhow::Result<()> {
         out.join("no_scope.txt"),
         key.sign(&claims("noscope", "other/scope")),
     )?;
+    let mut user = claims(
+        "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "aws.cognito.signin.user.admin dotnet-demo/dotnet",
+    );
+    user["username"] = json!("bench-user");
+    user["origin_jti"] = json!("0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a");
+    std::fs::write(out.join("user_token.txt"), key.sign(&user))?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("tokens.txt"))?);
     for i in 0..count {
         let jti = format!("{:08x}-1b2d-4e6f-8a9b-{:012x}", i, i);
