@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use cognito_sidecar::config::Config;
 use cognito_sidecar::demo::keys::SigningKey;
-use cognito_sidecar::jwks::KeyStore;
 use cognito_sidecar::metrics::Metrics;
 use cognito_sidecar::verify::{now_secs, Verifier};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -37,16 +36,7 @@ cache_entries = {cache_entries}
     let config = Config::from_toml_str("bench.toml", &text, &[]).unwrap();
     let metrics = Arc::new(Metrics::new());
     let jwks = cognito_sidecar::demo::keys::jwks(&[key]).to_string();
-    let verifier = Verifier::for_config(
-        &config,
-        |cfg| {
-            let store = KeyStore::new(cfg, Arc::clone(&metrics))?;
-            store.install_jwks(jwks.as_bytes())?;
-            Ok(store)
-        },
-        Arc::clone(&metrics),
-    )
-    .unwrap();
+    let verifier = Verifier::with_jwks(&config, jwks.as_bytes(), metrics).unwrap();
     let now = now_secs();
     // An ~850-byte Cognito-style client-credentials access token.
     let token = key.sign(&json!({

@@ -95,6 +95,9 @@ pub struct Revocation {
     /// refused too.
     revoked_origins: quick_cache::sync::Cache<Box<str>, ()>,
     metrics: Arc<Metrics>,
+    unchecked_unscoped: prometheus::IntCounter,
+    unchecked_id: prometheus::IntCounter,
+    unchecked_unavailable: prometheus::IntCounter,
 }
 
 impl Revocation {
@@ -122,37 +125,81 @@ impl Revocation {
             client,
             checks: quick_cache::sync::Cache::new(entries),
             revoked_origins: quick_cache::sync::Cache::new(entries),
+            unchecked_unscoped: metrics
+                .revocation_unchecked
+                .with_label_values(&["unscoped"]),
+            unchecked_id: metrics
+                .revocation_unchecked
+                .with_label_values(&["id_token"]),
+            unchecked_unavailable: metrics
+                .revocation_unchecked
+                .with_label_values(&["unavailable"]),
             metrics,
         })
     }
 
-    /// Whether `v` (verified from `token`, whose SHA-256 is `digest` when the caller has it)
-    /// may pass: `Ok` when active, or not checkable and allowed; `Err(Revoked)`,
-    /// `Err(RevocationUnchecked)` or `Err(RevocationUnavailable)`.
+    /// The answer for `v` when it needs no call: a token that cannot be checked, or one whose
+    /// verdict is held. `None`: ask with [`Revocation::check`]. The common path of every
+    /// request to an online issuer, so it is synchronous and allocates nothing.
+    pub fn check_now(&self, digest: &[u8; 32], v: &Verified) -> Option<Result<(), AuthError>> {
+        if let Some(r) = self.uncheckable(v) {
+            return Some(r);
+        }
+        self.held(digest).map(|verdict| self.conclude(verdict, v))
+    }
+
+    /// Whether `v` (verified from `token`, whose SHA-256 is `digest`) may pass: `Ok` when
+    /// active, or not checkable and allowed; `Err(Revoked)`, `Err(RevocationUnchecked)` or
+    /// `Err(RevocationUnavailable)`. Asks the pool when no verdict is held.
     pub async fn check(
         &self,
         token: &str,
-        digest: Option<&[u8; 32]>,
+        digest: &[u8; 32],
         v: &Verified,
     ) -> Result<(), AuthError> {
+        if let Some(r) = self.uncheckable(v) {
+            return r;
+        }
+        let verdict = self.verdict(token, digest).await;
+        self.conclude(verdict, v)
+    }
+
+    /// What a token `GetUser` cannot check gets (`None`: it can be checked).
+    fn uncheckable(&self, v: &Verified) -> Option<Result<(), AuthError>> {
         match v.token_use {
             Some(TokenUse::Id) => {
                 if v.origin_jti
                     .as_deref()
                     .is_some_and(|o| self.revoked_origins.get(o).is_some())
                 {
-                    return Err(AuthError::Revoked);
+                    return Some(Err(AuthError::Revoked));
                 }
-                return self.fallback(self.policy.id_tokens, "id_token");
+                Some(self.fallback(self.policy.id_tokens, &self.unchecked_id))
             }
-            Some(TokenUse::Access) if v.username.is_some() => {}
+            Some(TokenUse::Access) if v.username.is_some() => {
+                if v.scopes.iter().any(|s| &**s == USER_ADMIN_SCOPE) {
+                    None
+                } else {
+                    Some(self.fallback(self.policy.unscoped, &self.unchecked_unscoped))
+                }
+            }
             // Client-credentials tokens cannot be revoked; other issuers have no GetUser.
-            _ => return Ok(()),
+            _ => Some(Ok(())),
         }
-        if !v.scopes.iter().any(|s| &**s == USER_ADMIN_SCOPE) {
-            return self.fallback(self.policy.unscoped, "unscoped");
-        }
-        let verdict = self.verdict(token, digest).await;
+    }
+
+    /// The held verdict for `digest`, if it is still fresh.
+    fn held(&self, digest: &[u8; 32]) -> Option<Verdict> {
+        let check = self.checks.get(digest)?;
+        let fresh = check
+            .verdict
+            .holds_for(self.policy.recheck)
+            .is_none_or(|d| check.at.elapsed() < d);
+        fresh.then_some(check.verdict)
+    }
+
+    /// What a verdict means for the request.
+    fn conclude(&self, verdict: Verdict, v: &Verified) -> Result<(), AuthError> {
         match verdict {
             Verdict::Active => Ok(()),
             Verdict::Revoked => {
@@ -161,10 +208,10 @@ impl Revocation {
                 }
                 Err(AuthError::Revoked)
             }
-            Verdict::Unscoped => self.fallback(self.policy.unscoped, "unscoped"),
+            Verdict::Unscoped => self.fallback(self.policy.unscoped, &self.unchecked_unscoped),
             Verdict::Unavailable => match self.policy.unavailable {
                 Fallback::Allow => {
-                    self.count_unchecked("unavailable");
+                    self.unchecked_unavailable.inc();
                     tracing::warn!(
                         sub = v.sub.as_deref(),
                         jti = v.jti.as_deref(),
@@ -177,28 +224,23 @@ impl Revocation {
         }
     }
 
-    /// What an unchecked token gets, counted by `why`.
-    fn fallback(&self, policy: Fallback, why: &str) -> Result<(), AuthError> {
-        self.count_unchecked(why);
+    /// What an unchecked token gets, counted.
+    fn fallback(
+        &self,
+        policy: Fallback,
+        counter: &prometheus::IntCounter,
+    ) -> Result<(), AuthError> {
+        counter.inc();
         match policy {
             Fallback::Allow => Ok(()),
             Fallback::Deny => Err(AuthError::RevocationUnchecked),
         }
     }
 
-    fn count_unchecked(&self, why: &str) {
-        self.metrics
-            .revocation_unchecked
-            .with_label_values(&[why])
-            .inc();
-    }
-
     /// The held verdict for `token`, or a new one from one `GetUser` call shared by every
     /// request that asks meanwhile.
-    async fn verdict(&self, token: &str, digest: Option<&[u8; 32]>) -> Verdict {
-        let key = digest
-            .copied()
-            .unwrap_or_else(|| crate::verify::token_digest(token));
+    async fn verdict(&self, token: &str, digest: &[u8; 32]) -> Verdict {
+        let key = *digest;
         loop {
             match self.checks.get_value_or_guard_async(&key).await {
                 Ok(check) => {

@@ -246,6 +246,24 @@ impl Verifier {
         })
     }
 
+    /// The verifier stack for `config` with every issuer's keys taken from one JWKS document
+    /// instead of fetched (benchmarks, fuzz targets, offline tools).
+    pub fn with_jwks(
+        config: &Config,
+        jwks: &[u8],
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Verifier> {
+        Self::for_config(
+            config,
+            |cfg| {
+                let store = KeyStore::new(cfg, Arc::clone(&metrics))?;
+                store.install_jwks(jwks)?;
+                Ok(store)
+            },
+            Arc::clone(&metrics),
+        )
+    }
+
     pub fn issuers(&self) -> &[Issuer] {
         &self.issuers
     }
@@ -264,9 +282,20 @@ impl Verifier {
         let digest = (self.cache.is_some() || self.revocable).then(|| token_digest(token));
         let v = self.verify_cached(token, digest.as_ref(), now).await?;
         let issuer = &self.issuers[v.issuer];
-        if issuer.can_revoke() {
-            // Boxed: rare, and its future would otherwise size every request's.
-            Box::pin(still_honoured(issuer, token, digest.as_ref(), &v)).await?;
+        if let (true, Some(digest)) = (issuer.can_revoke(), &digest) {
+            if let Some(list) = &issuer.denylist {
+                if list.matches(&ids_of(&v)) {
+                    return Err(AuthError::Revoked);
+                }
+            }
+            if let Some(r) = &issuer.revocation {
+                match r.check_now(digest, &v) {
+                    Some(result) => result?,
+                    // Boxed: a call to the pool is rare, and its future would otherwise
+                    // size every request's.
+                    None => Box::pin(r.check(token, digest, &v)).await?,
+                }
+            }
         }
         Ok(v)
     }
@@ -413,28 +442,13 @@ impl Verifier {
     }
 }
 
-/// Whether `issuer` still honours `v`: not on its deny list (whatever the cache says), and
-/// not revoked at the pool.
-async fn still_honoured(
-    issuer: &Issuer,
-    token: &str,
-    digest: Option<&[u8; 32]>,
-    v: &Verified,
-) -> Result<(), AuthError> {
-    if let Some(list) = &issuer.denylist {
-        let ids = Ids {
-            jti: v.jti.as_deref(),
-            origin_jti: v.origin_jti.as_deref(),
-            sub: v.sub.as_deref(),
-            client_id: v.client_id.as_deref(),
-        };
-        if list.matches(&ids) {
-            return Err(AuthError::Revoked);
-        }
-    }
-    match &issuer.revocation {
-        Some(r) => r.check(token, digest, v).await,
-        None => Ok(()),
+/// The ids of `v` a deny list can name.
+fn ids_of(v: &Verified) -> Ids<'_> {
+    Ids {
+        jti: v.jti.as_deref(),
+        origin_jti: v.origin_jti.as_deref(),
+        sub: v.sub.as_deref(),
+        client_id: v.client_id.as_deref(),
     }
 }
 

@@ -18,7 +18,6 @@ use std::sync::{Arc, OnceLock};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use cognito_sidecar::demo::keys::{self, SigningKey};
-use cognito_sidecar::jwks::KeyStore;
 use cognito_sidecar::metrics::Metrics;
 use cognito_sidecar::verify::Verifier;
 use cognito_sidecar::Config;
@@ -65,17 +64,7 @@ cache_entries = 0
         let metrics = Arc::new(Metrics::new());
         let jwks = keys::jwks(&[&key]).to_string();
         let verifier = rt
-            .block_on(async {
-                Verifier::for_config(
-                    &config,
-                    |cfg| {
-                        let store = KeyStore::new(cfg, Arc::clone(&metrics))?;
-                        store.install_jwks(jwks.as_bytes())?;
-                        Ok(store)
-                    },
-                    Arc::clone(&metrics),
-                )
-            })
+            .block_on(async { Verifier::with_jwks(&config, jwks.as_bytes(), metrics) })
             .unwrap();
         World { rt, verifier, key }
     })
