@@ -8,11 +8,16 @@
 //! | `POST /oauth2/token` (form, `grant_type=client_credentials`, Basic or form client auth) | `{"access_token","expires_in","token_type":"Bearer"}`, or 400 `{"error":"invalid_client" \| "invalid_request" \| "unsupported_grant_type" \| "unauthorized_client" \| "invalid_scope"}` |
 //! | `POST /` with `X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth` (`USER_PASSWORD_AUTH`) | `{"AuthenticationResult":{AccessToken,IdToken,RefreshToken,ExpiresIn,TokenType},"ChallengeParameters":{}}`, or 400 `{"__type":..,"message":..}` |
 //! | `GET /<pool_id>/.well-known/jwks.json` | the JWKS (two RSA keys: one for access tokens, one for id tokens) |
-//! | `GET /<pool_id>/.well-known/openid-configuration` | minimal OIDC discovery |
+//! | `GET /<pool_id>/.well-known/openid-configuration` | minimal OIDC discovery: `issuer` is the `iss`, the endpoints are on loopback |
 //!
-//! The issuer (`iss`) is `http://127.0.0.1:<port>/<pool_id>`. Bodies over
-//! 64 KiB get 413; every other malformed request gets a 400 with a JSON error;
-//! nothing here panics on input.
+//! The issuer (`iss`) is the pool's real Cognito issuer, of the configured
+//! form ([`IssuerConfig::issuer_form`]):
+//! `https://cognito-idp.<region>.amazonaws.com/<pool_id>` or
+//! `https://issuer-cognito-idp.<region>.amazonaws.com/<pool_id>`; nothing is
+//! served there, so a verifier is given the loopback JWKS URL
+//! ([`IssuerHandle::jwks_url`]). Bodies over 64 KiB get 413; every other
+//! malformed request gets a 400 with a JSON error; nothing here panics on
+//! input.
 //!
 //! Where things are: the pool (`config`); the server, its router and the
 //! discovery and JWKS documents (`server`), over the state every handler
@@ -32,9 +37,9 @@ mod state;
 mod token_endpoint;
 
 pub use config::{
-    demo_config, random_client_id, random_client_secret, DemoClient, DemoUser, IssuerConfig,
-    ResourceServer, DEMO_EMAIL, DEMO_GROUP, DEMO_M2M_CLIENT, DEMO_PASSWORD, DEMO_PASSWORD_CLIENT,
-    DEMO_RESOURCE_SERVER, DEMO_SCOPE, DEMO_USERNAME,
+    demo_config, demo_config_with, random_client_id, random_client_secret, DemoClient, DemoUser,
+    IssuerConfig, ResourceServer, DEMO_EMAIL, DEMO_GROUP, DEMO_M2M_CLIENT, DEMO_PASSWORD,
+    DEMO_PASSWORD_CLIENT, DEMO_RESOURCE_SERVER, DEMO_SCOPE, DEMO_USERNAME,
 };
 pub use mint::USER_ADMIN_SCOPE;
 pub use server::{start, IssuerHandle};

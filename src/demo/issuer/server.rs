@@ -34,21 +34,32 @@ impl IssuerHandle {
 
     /// `http://127.0.0.1:<port>`: the "hosted domain" to give
     /// [`crate::token::client_credentials`] (it appends `/oauth2/token`).
+    /// Same as [`IssuerHandle::domain`].
     pub fn base_url(&self) -> String {
         self.state.base.clone()
     }
 
-    /// `http://127.0.0.1:<port>/<pool_id>`, the `iss` of every token.
+    /// `http://127.0.0.1:<port>`: the hosted domain, what
+    /// `https://<domain>.auth.<region>.amazoncognito.com` is.
+    pub fn domain(&self) -> String {
+        self.state.base.clone()
+    }
+
+    /// The `iss` of every token: the pool's Cognito issuer of the configured
+    /// [`crate::config::IssuerForm`], e.g.
+    /// `https://cognito-idp.local-1.amazonaws.com/local-1_DemoPool`. Nothing is
+    /// served there: the keys are at [`IssuerHandle::jwks_url`].
     pub fn issuer_url(&self) -> String {
         self.state.issuer.clone()
     }
 
-    /// `<issuer>/.well-known/jwks.json`.
+    /// `http://127.0.0.1:<port>/<pool_id>/.well-known/jwks.json`, on loopback
+    /// (a sidecar must be given it as `jwks_url`).
     pub fn jwks_url(&self) -> String {
         self.state.jwks_url()
     }
 
-    /// `<issuer>/.well-known/openid-configuration`.
+    /// `http://127.0.0.1:<port>/<pool_id>/.well-known/openid-configuration`.
     pub fn discovery_url(&self) -> String {
         self.state.discovery_url()
     }
@@ -58,10 +69,15 @@ impl IssuerHandle {
         self.state.token_url()
     }
 
-    /// `http://127.0.0.1:<port>/`: the Cognito IdP API endpoint for
-    /// `InitiateAuth` (what `https://cognito-idp.<region>.amazonaws.com/` is).
-    pub fn idp_url(&self) -> String {
+    /// `http://127.0.0.1:<port>/`: the Cognito IdP API endpoint (`InitiateAuth`), what
+    /// `https://cognito-idp.<region>.amazonaws.com/` is.
+    pub fn idp_endpoint(&self) -> String {
         format!("{}/", self.state.base)
+    }
+
+    /// Same as [`IssuerHandle::idp_endpoint`].
+    pub fn idp_url(&self) -> String {
+        self.idp_endpoint()
     }
 
     /// The pool configuration (client ids, secrets, users).
@@ -142,7 +158,8 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r
 }
 
-/// The OpenID discovery document: where the keys and the token endpoint are.
+/// The OpenID discovery document: the `iss`, and where (on loopback) the keys
+/// and the token endpoint are.
 fn discovery(state: &State) -> Value {
     let mut scopes: Vec<String> = vec!["openid".into(), "email".into(), "profile".into()];
     scopes.extend(state.cfg.custom_scopes());

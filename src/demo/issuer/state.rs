@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::config::IssuerConfig;
+use crate::config::pool_issuer;
 use crate::demo::keys::{self, SigningKey};
 
 /// The running issuer's state, shared by the server task and [`super::IssuerHandle`].
@@ -12,7 +13,8 @@ pub(super) struct State {
     pub(super) cfg: IssuerConfig,
     /// `http://127.0.0.1:<port>`, the "hosted domain".
     pub(super) base: String,
-    /// `<base>/<pool_id>`, the `iss` of every token.
+    /// The pool's Cognito issuer of the configured form
+    /// (`https://cognito-idp.<region>.amazonaws.com/<pool_id>`), the `iss` of every token.
     pub(super) issuer: String,
     /// Signs access tokens.
     pub(super) access_key: SigningKey,
@@ -30,7 +32,7 @@ impl State {
         access_key: SigningKey,
         id_key: SigningKey,
     ) -> Self {
-        let issuer = format!("{base}/{}", cfg.pool_id);
+        let issuer = pool_issuer(cfg.issuer_form, &cfg.region, &cfg.pool_id);
         let jwks = keys::jwks(&[&access_key, &id_key]);
         State {
             cfg,
@@ -42,14 +44,19 @@ impl State {
         }
     }
 
-    /// `<issuer>/.well-known/jwks.json`.
-    pub(super) fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer)
+    /// `<base>/<pool_id>/.well-known/<name>`: the pool's documents, on loopback.
+    fn well_known(&self, name: &str) -> String {
+        format!("{}/{}/.well-known/{name}", self.base, self.cfg.pool_id)
     }
 
-    /// `<issuer>/.well-known/openid-configuration`.
+    /// `<base>/<pool_id>/.well-known/jwks.json`.
+    pub(super) fn jwks_url(&self) -> String {
+        self.well_known("jwks.json")
+    }
+
+    /// `<base>/<pool_id>/.well-known/openid-configuration`.
     pub(super) fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
+        self.well_known("openid-configuration")
     }
 
     /// `<base>/oauth2/token`.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the demo issuer and upstream through `crate::token`,
 //! all on 127.0.0.1, by area; the helpers here are shared by all of them.
 
+mod forms;
 mod idp;
 mod lifecycle;
 mod oauth;

@@ -16,8 +16,15 @@ async fn client_credentials_flow_issues_verifiable_cognito_shaped_token() {
     let secret = m2m.client_secret.as_deref().unwrap();
     assert_eq!(m2m.client_id.len(), 26);
     assert_eq!(secret.len(), 51);
-    assert!(h.issuer_url().starts_with("http://127.0.0.1:"));
-    assert!(h.issuer_url().ends_with("/local-1_DemoPool"));
+    // The iss is the pool's Cognito issuer; the keys are on loopback.
+    assert_eq!(
+        h.issuer_url(),
+        "https://cognito-idp.local-1.amazonaws.com/local-1_DemoPool"
+    );
+    assert!(h.jwks_url().starts_with("http://127.0.0.1:"));
+    assert!(h
+        .jwks_url()
+        .ends_with("/local-1_DemoPool/.well-known/jwks.json"));
 
     // Trailing slash on the domain is accepted.
     let t = token::client_credentials(
