@@ -169,6 +169,16 @@ impl DemoClient {
             .as_deref()
             .is_some_and(|expected| eq_ct(expected, given))
     }
+
+    /// Whether a request that names this client and gives `secret` is this
+    /// client: a client with a secret must give it, a public client must give none.
+    pub(super) fn authenticates(&self, secret: Option<&str>) -> bool {
+        match (&self.client_secret, secret) {
+            (None, None) => true,
+            (Some(_), Some(given)) => self.has_secret(given),
+            _ => false,
+        }
+    }
 }
 
 fn eq_ct(a: &str, b: &str) -> bool {

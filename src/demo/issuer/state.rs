@@ -1,9 +1,13 @@
 //! What every request handler of the issuer reads: the pool configuration,
-//! the issuer's URLs, its two signing keys and the JWKS they make.
+//! the issuer's URLs, its two signing keys and the JWKS they make, and what
+//! it issued and revoked.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
 use super::config::IssuerConfig;
+use super::sessions::Sessions;
 use crate::config::pool_issuer;
 use crate::demo::keys::{self, SigningKey};
 
@@ -22,6 +26,7 @@ pub(super) struct State {
     pub(super) id_key: SigningKey,
     /// The public halves of both keys, as served.
     pub(super) jwks: Value,
+    sessions: Mutex<Sessions>,
 }
 
 impl State {
@@ -41,7 +46,14 @@ impl State {
             access_key,
             id_key,
             jwks,
+            sessions: Mutex::default(),
         }
+    }
+
+    /// What was issued and revoked. A handler that panicked while holding the
+    /// lock left it consistent (every change is one step), so poison is ignored.
+    pub(super) fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `<base>/<pool_id>/.well-known/<name>`: the pool's documents, on loopback.
@@ -62,5 +74,10 @@ impl State {
     /// `<base>/oauth2/token`.
     pub(super) fn token_url(&self) -> String {
         format!("{}/oauth2/token", self.base)
+    }
+
+    /// `<base>/oauth2/revoke`.
+    pub(super) fn revoke_url(&self) -> String {
+        format!("{}/oauth2/revoke", self.base)
     }
 }

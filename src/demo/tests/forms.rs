@@ -1,10 +1,12 @@
 //! The two Cognito issuer forms: the `iss` tokens and discovery carry, with
 //! every endpoint and the keys still on loopback.
 
+use serde_json::json;
+
 use super::{client, get_json, jwks, loopback, sign_in, verify};
 use crate::config::IssuerForm;
 use crate::demo::issuer;
-use crate::token;
+use crate::token::{self, TokenClient, DEFAULT_TIMEOUT, GET_USER_TARGET};
 
 #[tokio::test]
 async fn both_issuer_forms_carry_the_cognito_iss_and_serve_on_loopback() {
@@ -34,6 +36,10 @@ async fn both_issuer_forms_carry_the_cognito_iss_and_serve_on_loopback() {
             d["token_endpoint"],
             format!("{domain}/oauth2/token").as_str()
         );
+        assert_eq!(
+            d["revocation_endpoint"],
+            format!("{domain}/oauth2/revoke").as_str()
+        );
 
         // Tokens of both flows carry that iss and verify with the served keys.
         let set = jwks(&h).await;
@@ -48,5 +54,13 @@ async fn both_issuer_forms_carry_the_cognito_iss_and_serve_on_loopback() {
             .unwrap();
         let (claims, _) = verify(&set, &iss, &t.access_token, None);
         assert_eq!(claims["iss"], iss.as_str());
+        // And the issuer takes its own tokens back.
+        let input = json!({ "AccessToken": r.access_token });
+        let user = TokenClient::new(DEFAULT_TIMEOUT)
+            .unwrap()
+            .idp_request(&h.idp_endpoint(), GET_USER_TARGET, &input)
+            .await
+            .unwrap();
+        assert_eq!(user["Username"], issuer::DEMO_USERNAME);
     }
 }
