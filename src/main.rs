@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr as _;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use std::net::SocketAddr;
 
-use cognito_sidecar::config::{Config, LogFormat};
+use cognito_sidecar::config::{Config, IssuerForm, LogFormat};
 use cognito_sidecar::demo::run::DemoAddrs;
 
 #[derive(Parser)]
@@ -64,6 +65,11 @@ enum Command {
         /// The sample upstream's address.
         #[arg(long, default_value = "127.0.0.1:5000")]
         upstream: SocketAddr,
+        /// The form of the demo pool's issuer (iss): original
+        /// (https://cognito-idp.<region>.amazonaws.com/<pool>) or updated
+        /// (https://issuer-cognito-idp.<region>.amazonaws.com/<pool>).
+        #[arg(long, default_value = "original", value_parser = IssuerForm::from_str)]
+        issuer_form: IssuerForm,
     },
     /// Get a token from Cognito (or the demo issuer) the way clients do.
     Token {
@@ -97,9 +103,8 @@ enum TokenFlow {
     },
     /// InitiateAuth USER_PASSWORD_AUTH (with SECRET_HASH when a secret is given).
     Password {
-        /// The pool's region, e.g. eu-west-1.
-        #[arg(long)]
-        region: Option<String>,
+        #[command(flatten)]
+        idp: IdpEndpoint,
         #[arg(long)]
         client_id: String,
         #[arg(long)]
@@ -108,9 +113,6 @@ enum TokenFlow {
         password: String,
         #[arg(long)]
         client_secret: Option<String>,
-        /// The IdP endpoint (default https://cognito-idp.<region>.amazonaws.com/).
-        #[arg(long)]
-        endpoint: Option<String>,
         /// Print the ID token instead of the access token.
         #[arg(long, conflicts_with = "json")]
         id_token: bool,
@@ -118,6 +120,47 @@ enum TokenFlow {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a refresh token (and the tokens issued with it): POST <domain>/oauth2/revoke.
+    Revoke {
+        /// The user pool's domain, e.g. https://mypool.auth.eu-west-1.amazoncognito.com.
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        refresh_token: String,
+        #[arg(long)]
+        client_id: String,
+        /// The app client's secret, if it has one (sent with HTTP Basic).
+        #[arg(long)]
+        client_secret: Option<String>,
+    },
+    /// GlobalSignOut: revoke every token issued to the user of an access token.
+    SignOut {
+        #[command(flatten)]
+        idp: IdpEndpoint,
+        #[arg(long)]
+        access_token: String,
+    },
+}
+
+/// Where the Cognito IdP API is: a region's, or an explicit endpoint.
+#[derive(Args)]
+struct IdpEndpoint {
+    /// The pool's region, e.g. eu-west-1.
+    #[arg(long)]
+    region: Option<String>,
+    /// The IdP endpoint (default https://cognito-idp.<region>.amazonaws.com/).
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+impl IdpEndpoint {
+    fn url(self) -> anyhow::Result<String> {
+        match (self.endpoint, self.region) {
+            (Some(e), _) => Ok(e),
+            (None, Some(r)) => Ok(cognito_sidecar::token::default_idp_endpoint(&r)),
+            (None, None) => anyhow::bail!("pass --region (or --endpoint)"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -132,12 +175,18 @@ fn main() -> ExitCode {
             admin,
             issuer,
             upstream,
-        } => demo(DemoAddrs {
-            proxy: listen,
-            admin,
-            issuer,
-            upstream,
-        }),
+            issuer_form,
+        } => {
+            // TODO(run.rs): pass issuer_form to demo::run::start (it builds the
+            // pool with issuer::demo_config(); issuer::demo_config_with(issuer_form) is the one).
+            let _issuer_form: IssuerForm = issuer_form;
+            demo(DemoAddrs {
+                proxy: listen,
+                admin,
+                issuer,
+                upstream,
+            })
+        }
         Command::Token { flow } => token(flow),
     };
     match result {
@@ -318,20 +367,15 @@ fn token(flow: TokenFlow) -> anyhow::Result<ExitCode> {
                 }
             }
             TokenFlow::Password {
-                region,
+                idp,
                 client_id,
                 username,
                 password,
                 client_secret,
-                endpoint,
                 id_token,
                 json,
             } => {
-                let endpoint = match (endpoint, region) {
-                    (Some(e), _) => e,
-                    (None, Some(r)) => token::default_idp_endpoint(&r),
-                    (None, None) => anyhow::bail!("pass --region (or --endpoint)"),
-                };
+                let endpoint = idp.url()?;
                 let r = token::password(
                     &endpoint,
                     &client_id,
@@ -356,6 +400,25 @@ fn token(flow: TokenFlow) -> anyhow::Result<ExitCode> {
                 } else {
                     r.access_token
                 }
+            }
+            TokenFlow::Revoke {
+                domain,
+                refresh_token,
+                client_id,
+                client_secret,
+            } => {
+                token::revoke(
+                    &domain,
+                    &refresh_token,
+                    &client_id,
+                    client_secret.as_deref(),
+                )
+                .await?;
+                "revoked".to_owned()
+            }
+            TokenFlow::SignOut { idp, access_token } => {
+                token::sign_out(&idp.url()?, &access_token).await?;
+                "signed out".to_owned()
             }
         };
         println!("{out}");

@@ -7,6 +7,13 @@
 //! * [`password`]: `InitiateAuth` with `USER_PASSWORD_AUTH` on the Cognito IdP
 //!   API (`https://cognito-idp.<region>.amazonaws.com/`), with `SECRET_HASH`
 //!   when the app client has a secret.
+//! * [`revoke`]: `POST <domain>/oauth2/revoke` with a refresh token (HTTP
+//!   Basic client authentication when the client has a secret, else
+//!   `client_id` in the form): revokes it and the tokens issued with it.
+//! * [`sign_out`]: `GlobalSignOut` on the IdP API with an access token:
+//!   revokes every token issued to its user.
+//!
+//! [`TokenClient::idp_request`] sends any other IdP API operation.
 //!
 //! Every failure is a [`TokenError`] whose `Display` is one line fit for a
 //! terminal.
@@ -28,6 +35,15 @@ pub const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
 /// `X-Amz-Target` of `InitiateAuth`.
 pub const INITIATE_AUTH_TARGET: &str = "AWSCognitoIdentityProviderService.InitiateAuth";
+
+/// `X-Amz-Target` of `GetUser`.
+pub const GET_USER_TARGET: &str = "AWSCognitoIdentityProviderService.GetUser";
+
+/// `X-Amz-Target` of `GlobalSignOut`.
+pub const GLOBAL_SIGN_OUT_TARGET: &str = "AWSCognitoIdentityProviderService.GlobalSignOut";
+
+/// `X-Amz-Target` of `RevokeToken`.
+pub const REVOKE_TOKEN_TARGET: &str = "AWSCognitoIdentityProviderService.RevokeToken";
 
 /// Why getting a token failed. `Display` is a single line.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +110,7 @@ fn oauth_hint(error: &str) -> &'static str {
         }
         "unauthorized_client" => "; the app client is not enabled for the client_credentials grant",
         "unsupported_grant_type" => "; the endpoint does not support that grant_type",
+        "unsupported_token_type" => "; only refresh tokens can be revoked",
         _ => "",
     }
 }
@@ -128,6 +145,10 @@ struct WireAuthResult {
     expires_in: u64,
     token_type: String,
 }
+
+/// What a successful `InitiateAuth` answers, for [`TokenError::UnexpectedBody`].
+const AUTH_RESULT_SHAPE: &str =
+    "a JSON object with AuthenticationResult {AccessToken, IdToken, ExpiresIn, TokenType}";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -190,6 +211,16 @@ impl TokenClient {
 /// with or without a trailing slash, without a scheme (https is assumed), or
 /// already ending in `/oauth2/token`.
 pub fn token_endpoint(domain: &str) -> Result<String, TokenError> {
+    oauth2_endpoint(domain, "/oauth2/token")
+}
+
+/// The revocation endpoint for a hosted domain, given as for [`token_endpoint`]
+/// (or already ending in `/oauth2/revoke`).
+pub fn revoke_endpoint(domain: &str) -> Result<String, TokenError> {
+    oauth2_endpoint(domain, "/oauth2/revoke")
+}
+
+fn oauth2_endpoint(domain: &str, path: &str) -> Result<String, TokenError> {
     let d = domain.trim();
     let with_scheme = if d.contains("://") {
         d.to_owned()
@@ -198,10 +229,10 @@ pub fn token_endpoint(domain: &str) -> Result<String, TokenError> {
     };
     check_url(domain, &with_scheme)?;
     let base = with_scheme.trim_end_matches('/');
-    let url = if base.ends_with("/oauth2/token") {
+    let url = if base.ends_with(path) {
         base.to_owned()
     } else {
-        format!("{base}/oauth2/token")
+        format!("{base}{path}")
     };
     check_url(domain, &url)?;
     Ok(url)
@@ -245,6 +276,17 @@ with_default_client! {
     /// [`default_idp_endpoint`]), sending `SECRET_HASH` when `client_secret` is
     /// given, with a [`TokenClient`] of [`DEFAULT_TIMEOUT`].
     pub async fn password(endpoint: &str, client_id: &str, username: &str, password: &str, client_secret: Option<&str>) -> InitiateAuthResult;
+
+    /// Revokes `refresh_token` (and the access and id tokens issued with it)
+    /// at `<domain>/oauth2/revoke` (see [`revoke_endpoint`]): HTTP Basic when
+    /// `client_secret` is given, else `client_id` in the form; with a
+    /// [`TokenClient`] of [`DEFAULT_TIMEOUT`].
+    pub async fn revoke(domain: &str, refresh_token: &str, client_id: &str, client_secret: Option<&str>) -> ();
+
+    /// `GlobalSignOut` against `endpoint` (see [`default_idp_endpoint`]):
+    /// revokes every token issued to the user of `access_token`; with a
+    /// [`TokenClient`] of [`DEFAULT_TIMEOUT`].
+    pub async fn sign_out(endpoint: &str, access_token: &str) -> ();
 }
 
 impl TokenClient {
@@ -268,31 +310,8 @@ impl TokenClient {
             .basic_auth(client_id, Some(client_secret))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form.finish());
-        let (status, _headers, body) = send(request, &url, self.timeout).await?;
+        let body = self.oauth_send(request, &url).await?;
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-        if !status.is_success() {
-            if let Some(error) = parsed
-                .as_ref()
-                .and_then(|v| v.get("error"))
-                .and_then(Value::as_str)
-            {
-                return Err(TokenError::OAuth {
-                    url,
-                    status: status.as_u16(),
-                    error: one_line(error, 100),
-                    description: parsed
-                        .as_ref()
-                        .and_then(|v| v.get("error_description"))
-                        .and_then(Value::as_str)
-                        .map(|d| one_line(d, 200)),
-                });
-            }
-            return Err(TokenError::Http {
-                url,
-                status: status.as_u16(),
-                body: excerpt(&body),
-            });
-        }
         parsed
             .and_then(|v| serde_json::from_value::<TokenResponse>(v).ok())
             .ok_or_else(|| TokenError::UnexpectedBody {
@@ -311,79 +330,186 @@ impl TokenClient {
         password: &str,
         client_secret: Option<&str>,
     ) -> Result<InitiateAuthResult, TokenError> {
-        let url = endpoint.trim().to_owned();
-        check_url(endpoint, &url)?;
         let mut params = json!({ "USERNAME": username, "PASSWORD": password });
         if let Some(secret) = client_secret {
             params["SECRET_HASH"] = secret_hash(client_id, secret, username).into();
         }
-        let body = json!({
+        let input = json!({
             "AuthFlow": "USER_PASSWORD_AUTH",
             "ClientId": client_id,
             "AuthParameters": params,
         });
+        let (url, body) = self
+            .amz_send(endpoint, INITIATE_AUTH_TARGET, &input)
+            .await?;
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let wire = parsed.and_then(|v| serde_json::from_value::<WireInitiateAuth>(v).ok());
+        match wire {
+            Some(WireInitiateAuth {
+                authentication_result: Some(r),
+                ..
+            }) => Ok(InitiateAuthResult {
+                access_token: r.access_token,
+                id_token: r.id_token,
+                refresh_token: r.refresh_token,
+                expires_in: r.expires_in,
+                token_type: r.token_type,
+            }),
+            Some(WireInitiateAuth {
+                challenge_name: Some(name),
+                ..
+            }) => Err(TokenError::Challenge {
+                name: one_line(&name, 100),
+            }),
+            _ => Err(TokenError::UnexpectedBody {
+                url,
+                expected: AUTH_RESULT_SHAPE,
+                got: excerpt(&body),
+            }),
+        }
+    }
+
+    /// See [`revoke`].
+    pub async fn revoke(
+        &self,
+        domain: &str,
+        refresh_token: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<(), TokenError> {
+        let url = revoke_endpoint(domain)?;
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", refresh_token);
+        let mut request = self.http.post(&url);
+        match client_secret {
+            Some(secret) => request = request.basic_auth(client_id, Some(secret)),
+            None => {
+                form.append_pair("client_id", client_id);
+            }
+        }
+        let request = request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form.finish());
+        self.oauth_send(request, &url).await?;
+        Ok(())
+    }
+
+    /// See [`sign_out`].
+    pub async fn sign_out(&self, endpoint: &str, access_token: &str) -> Result<(), TokenError> {
+        let input = json!({ "AccessToken": access_token });
+        self.amz_send(endpoint, GLOBAL_SIGN_OUT_TARGET, &input)
+            .await?;
+        Ok(())
+    }
+
+    /// Any Cognito IdP API operation: `POST endpoint` with `X-Amz-Target:
+    /// target` and `input` as the AWS JSON 1.1 body. The answer of a success
+    /// (an empty body is `{}`); an error answer is [`TokenError::Cognito`].
+    pub async fn idp_request(
+        &self,
+        endpoint: &str,
+        target: &str,
+        input: &Value,
+    ) -> Result<Value, TokenError> {
+        let (url, body) = self.amz_send(endpoint, target, input).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            _ => Err(TokenError::UnexpectedBody {
+                url,
+                expected: "a JSON object",
+                got: excerpt(&body),
+            }),
+        }
+    }
+
+    /// Sends `request` to the OAuth 2.0 endpoint `url`: the body of a
+    /// success; an `{"error": ..}` answer is [`TokenError::OAuth`], any other
+    /// failure status [`TokenError::Http`].
+    async fn oauth_send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<bytes::Bytes, TokenError> {
+        let (status, _headers, body) = send(request, url, self.timeout).await?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let field = |name: &str| {
+            parsed
+                .as_ref()
+                .and_then(|v| v.get(name))
+                .and_then(Value::as_str)
+        };
+        if let Some(error) = field("error") {
+            return Err(TokenError::OAuth {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                error: one_line(error, 100),
+                description: field("error_description").map(|d| one_line(d, 200)),
+            });
+        }
+        Err(TokenError::Http {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            body: excerpt(&body),
+        })
+    }
+
+    /// Sends the IdP API operation `target` with `input` to `endpoint`: the
+    /// URL used and the body of a success; an error answer (`__type` or
+    /// `x-amzn-errortype`) is [`TokenError::Cognito`], any other failure
+    /// status [`TokenError::Http`].
+    async fn amz_send(
+        &self,
+        endpoint: &str,
+        target: &str,
+        input: &Value,
+    ) -> Result<(String, bytes::Bytes), TokenError> {
+        let url = endpoint.trim().to_owned();
+        check_url(endpoint, &url)?;
         let request = self
             .http
             .post(&url)
             .header(CONTENT_TYPE, AMZ_JSON)
-            .header("X-Amz-Target", INITIATE_AUTH_TARGET)
-            .body(body.to_string());
+            .header("X-Amz-Target", target)
+            .body(input.to_string());
         let (status, headers, body) = send(request, &url, self.timeout).await?;
+        if status.is_success() {
+            return Ok((url, body));
+        }
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-        if !status.is_success() {
-            let kind = parsed
-                .as_ref()
-                .and_then(|v| v.get("__type"))
-                .and_then(Value::as_str)
-                .or_else(|| {
-                    headers
-                        .get("x-amzn-errortype")
-                        .and_then(|h| h.to_str().ok())
-                })
-                .map(aws_error_kind);
-            if let Some(kind) = kind {
-                let message = parsed
-                    .as_ref()
-                    .and_then(|v| v.get("message").or_else(|| v.get("Message")))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                return Err(TokenError::Cognito {
-                    url,
-                    status: status.as_u16(),
-                    kind: one_line(&kind, 100),
-                    message: one_line(message, 300),
-                });
-            }
+        let kind = parsed
+            .as_ref()
+            .and_then(|v| v.get("__type"))
+            .and_then(Value::as_str)
+            .or_else(|| {
+                headers
+                    .get("x-amzn-errortype")
+                    .and_then(|h| h.to_str().ok())
+            })
+            .map(aws_error_kind);
+        let Some(kind) = kind else {
             return Err(TokenError::Http {
                 url,
                 status: status.as_u16(),
                 body: excerpt(&body),
             });
-        }
-        let wire = parsed.and_then(|v| serde_json::from_value::<WireInitiateAuth>(v).ok());
-        match wire {
-        Some(WireInitiateAuth {
-            authentication_result: Some(r),
-            ..
-        }) => Ok(InitiateAuthResult {
-            access_token: r.access_token,
-            id_token: r.id_token,
-            refresh_token: r.refresh_token,
-            expires_in: r.expires_in,
-            token_type: r.token_type,
-        }),
-        Some(WireInitiateAuth {
-            challenge_name: Some(name),
-            ..
-        }) => Err(TokenError::Challenge {
-            name: one_line(&name, 100),
-        }),
-        _ => Err(TokenError::UnexpectedBody {
+        };
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v.get("message").or_else(|| v.get("Message")))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Err(TokenError::Cognito {
             url,
-            expected: "a JSON object with AuthenticationResult {AccessToken, IdToken, ExpiresIn, TokenType}",
-            got: excerpt(&body),
-        }),
-    }
+            status: status.as_u16(),
+            kind: one_line(&kind, 100),
+            message: one_line(message, 300),
+        })
     }
 }
 
@@ -520,6 +646,25 @@ mod tests {
         ));
         assert!(matches!(
             token_endpoint("http://"),
+            Err(TokenError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn revoke_endpoint_forms() {
+        for d in [
+            "https://p.auth.ap-south-1.amazoncognito.com",
+            "p.auth.ap-south-1.amazoncognito.com/",
+            "https://p.auth.ap-south-1.amazoncognito.com/oauth2/revoke",
+        ] {
+            assert_eq!(
+                revoke_endpoint(d).unwrap(),
+                "https://p.auth.ap-south-1.amazoncognito.com/oauth2/revoke",
+                "{d}"
+            );
+        }
+        assert!(matches!(
+            revoke_endpoint("ftp://x"),
             Err(TokenError::InvalidUrl { .. })
         ));
     }

@@ -52,6 +52,7 @@ url = "{upstream_url}"
 [[issuers]]
 name = "demo"
 issuer = "{issuer}"
+jwks_url = "{jwks}"
 client_ids = [{ids}]
 token_use = ["access", "id"]
 [default]
@@ -71,6 +72,7 @@ groups_any = ["{group}"]
         proxy = addrs.proxy,
         admin = addrs.admin,
         issuer = iss.issuer_url(),
+        jwks = iss.jwks_url(),
         ids = ids.join(", "),
         scope = issuer::DEMO_SCOPE,
         group = issuer::DEMO_GROUP,

@@ -7,6 +7,7 @@ mod behaviour;
 mod cli;
 mod cognito;
 mod demo;
+mod demo_issuer;
 mod deploy;
 mod forward;
 mod hardening;

@@ -10,6 +10,8 @@ use aws_lc_rs::constant_time;
 use rand::distr::{Distribution as _, Uniform};
 use uuid::Uuid;
 
+use crate::config::IssuerForm;
+
 /// Name of the client-credentials app client in [`demo_config`].
 pub const DEMO_M2M_CLIENT: &str = "dotnet-demo-m2m";
 /// Name of the password (public, no secret) app client in [`demo_config`].
@@ -32,8 +34,12 @@ pub const DEMO_GROUP: &str = "readers";
 pub struct IssuerConfig {
     /// E.g. `local-1`.
     pub region: String,
-    /// E.g. `local-1_DemoPool`; the issuer URL is `http://<addr>/<pool_id>`.
+    /// E.g. `local-1_DemoPool`.
     pub pool_id: String,
+    /// Which Cognito `iss` the tokens carry: `https://cognito-idp.<region>.amazonaws.com/<pool_id>`
+    /// (original) or `https://issuer-cognito-idp.<region>.amazonaws.com/<pool_id>` (updated).
+    /// Everything is still served on loopback.
+    pub issuer_form: IssuerForm,
     pub clients: Vec<DemoClient>,
     pub users: Vec<DemoUser>,
     pub resource_servers: Vec<ResourceServer>,
@@ -105,6 +111,17 @@ impl IssuerConfig {
     }
 
     pub(super) fn validate(&self) -> anyhow::Result<()> {
+        let region_ok = !self.region.is_empty()
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            bail!(
+                "region {:?} must be non-empty lowercase letters, digits and '-'",
+                self.region
+            );
+        }
         if self.pool_id.is_empty() || self.pool_id.contains(['/', '?', '#', ' ']) {
             bail!(
                 "pool_id {:?} must be non-empty without '/', '?', '#' or spaces",
@@ -152,6 +169,16 @@ impl DemoClient {
             .as_deref()
             .is_some_and(|expected| eq_ct(expected, given))
     }
+
+    /// Whether a request that names this client and gives `secret` is this
+    /// client: a client with a secret must give it, a public client must give none.
+    pub(super) fn authenticates(&self, secret: Option<&str>) -> bool {
+        match (&self.client_secret, secret) {
+            (None, None) => true,
+            (Some(_), Some(given)) => self.has_secret(given),
+            _ => false,
+        }
+    }
 }
 
 fn eq_ct(a: &str, b: &str) -> bool {
@@ -182,11 +209,18 @@ pub fn random_client_secret() -> String {
 /// [`DEMO_SCOPE`]); a public password client [`DEMO_PASSWORD_CLIENT`]
 /// (`ALLOW_USER_PASSWORD_AUTH`, no secret); user [`DEMO_USERNAME`] /
 /// [`DEMO_PASSWORD`] in group [`DEMO_GROUP`]. Client ids, the secret and the
-/// user's `sub` are random on every call.
+/// user's `sub` are random on every call. Tokens carry the original form of
+/// `iss` ([`demo_config_with`] picks the form).
 pub fn demo_config() -> IssuerConfig {
+    demo_config_with(IssuerForm::Original)
+}
+
+/// [`demo_config`] whose tokens carry the `iss` of `issuer_form`.
+pub fn demo_config_with(issuer_form: IssuerForm) -> IssuerConfig {
     IssuerConfig {
         region: "local-1".into(),
         pool_id: "local-1_DemoPool".into(),
+        issuer_form,
         clients: vec![
             DemoClient {
                 name: DEMO_M2M_CLIENT.into(),

@@ -9,9 +9,13 @@ use uuid::Uuid;
 
 use super::amz::{self, serialization_error, AmzError, Answer, Input};
 use super::initiate_auth::initiate_auth;
+use super::revoke::revoke_token;
 use super::state::State;
+use super::user_api::{get_user, global_sign_out};
 use crate::demo::serve::{self, BodyError, Resp};
-use crate::token::INITIATE_AUTH_TARGET;
+use crate::token::{
+    GET_USER_TARGET, GLOBAL_SIGN_OUT_TARGET, INITIATE_AUTH_TARGET, REVOKE_TOKEN_TARGET,
+};
 
 /// An operation: the answer to its input.
 type Operation = fn(&State, &Input) -> Answer;
@@ -33,6 +37,9 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Answer {
         .map(str::trim);
     let operation: Operation = match target {
         Some(INITIATE_AUTH_TARGET) => initiate_auth,
+        Some(GET_USER_TARGET) => get_user,
+        Some(GLOBAL_SIGN_OUT_TARGET) => global_sign_out,
+        Some(REVOKE_TOKEN_TARGET) => revoke_token,
         _ => return Err(AmzError::bare("UnknownOperationException")),
     };
     match serve::media_type(&parts.headers).as_deref() {

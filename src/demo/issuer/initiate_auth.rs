@@ -1,6 +1,7 @@
 //! `InitiateAuth` with `USER_PASSWORD_AUTH`: checks the client, its
 //! `SECRET_HASH` when it has a secret, and the user's password, and answers
-//! with access, id and refresh tokens; every refusal is Cognito's.
+//! with access, id and refresh tokens (recording the sign-in); every refusal
+//! is Cognito's.
 
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::STANDARD;
@@ -13,6 +14,7 @@ use super::amz::{
 };
 use super::config::DemoClient;
 use super::mint;
+use super::sessions::Session;
 use super::state::State;
 
 const AUTH_FLOWS: &str = "[USER_SRP_AUTH, REFRESH_TOKEN_AUTH, REFRESH_TOKEN, CUSTOM_AUTH, USER_PASSWORD_AUTH, USER_AUTH]";
@@ -73,12 +75,21 @@ pub(super) fn initiate_auth(state: &State, input: &Input) -> Answer {
         return Err(not_authorized("Incorrect username or password."));
     };
 
-    let (access, id) = mint::user_tokens(state, client, user);
+    let tokens = mint::user_tokens(state, client, user);
+    let refresh = mint::refresh_token();
+    state.sessions().issued(
+        refresh.clone(),
+        Session {
+            username: user.username.clone(),
+            client_id: client.client_id.clone(),
+            origin_jti: tokens.origin_jti,
+        },
+    );
     Ok(json!({
         "AuthenticationResult": {
-            "AccessToken": access,
-            "IdToken": id,
-            "RefreshToken": mint::refresh_token(),
+            "AccessToken": tokens.access,
+            "IdToken": tokens.id,
+            "RefreshToken": refresh,
             "ExpiresIn": state.cfg.access_ttl.as_secs(),
             "TokenType": "Bearer",
         },

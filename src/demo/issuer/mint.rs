@@ -34,9 +34,17 @@ pub(super) fn client_access_token(state: &State, client: &DemoClient, scopes: &[
     state.access_key.sign(&claims)
 }
 
-/// `(access token, id token)` for a user signing in through `client`: one
+/// The signed tokens of one sign-in.
+pub(super) struct UserTokens {
+    pub(super) access: String,
+    pub(super) id: String,
+    /// Shared by both tokens (and by every token refreshed from this sign-in).
+    pub(super) origin_jti: String,
+}
+
+/// The access and id tokens for a user signing in through `client`: one
 /// sign-in (the same `origin_jti`, `event_id` and times), two `jti`s.
-pub(super) fn user_tokens(state: &State, client: &DemoClient, user: &DemoUser) -> (String, String) {
+pub(super) fn user_tokens(state: &State, client: &DemoClient, user: &DemoUser) -> UserTokens {
     let now = now_secs();
     let exp = now + state.cfg.access_ttl.as_secs();
     let origin_jti = Uuid::new_v4().to_string();
@@ -69,10 +77,11 @@ pub(super) fn user_tokens(state: &State, client: &DemoClient, user: &DemoUser) -
     id.insert("aud".into(), client.client_id.clone().into());
     id.insert("email".into(), user.email.clone().into());
 
-    (
-        state.access_key.sign(&Value::Object(access)),
-        state.id_key.sign(&Value::Object(id)),
-    )
+    UserTokens {
+        access: state.access_key.sign(&Value::Object(access)),
+        id: state.id_key.sign(&Value::Object(id)),
+        origin_jti,
+    }
 }
 
 /// An opaque refresh token: 96 random bytes, base64url without padding.
@@ -81,7 +90,8 @@ pub(super) fn refresh_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -1,12 +1,15 @@
 //! OAuth 2.0 plumbing shared by the `/oauth2/*` endpoints: reading the form
-//! body, JSON answers that are never cached, `{"error": ..}` answers, and
-//! client authentication (`client_secret_basic` or `client_secret_post`).
+//! body, answers that are never cached (JSON or empty), `{"error": ..}`
+//! answers, and client authentication (`client_secret_basic` or
+//! `client_secret_post`).
 
 use std::collections::HashMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
@@ -31,6 +34,14 @@ impl OAuthError {
             error,
         }
     }
+
+    /// A 401 with this `error` code.
+    pub(super) fn unauthorized(error: &'static str) -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error,
+        }
+    }
 }
 
 /// What an endpoint answers: the body of a 200, or an error.
@@ -43,7 +54,22 @@ pub(super) fn respond(answer: Answer) -> Resp {
         Ok(body) => (StatusCode::OK, body),
         Err(e) => (e.status, json!({"error": e.error})),
     };
-    let mut r = serve::json_with(status, "application/json;charset=UTF-8", &body);
+    no_store(serve::json_with(
+        status,
+        "application/json;charset=UTF-8",
+        &body,
+    ))
+}
+
+/// [`respond`] for an endpoint whose success is a 200 with an empty body.
+pub(super) fn respond_empty(answer: Result<(), OAuthError>) -> Resp {
+    match answer {
+        Ok(()) => no_store(Response::new(Full::new(Bytes::new()))),
+        Err(e) => respond(Err(e)),
+    }
+}
+
+fn no_store(mut r: Resp) -> Resp {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
@@ -83,19 +109,47 @@ pub(super) fn authenticate_client<'a>(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<&'a DemoClient, OAuthError> {
-    let invalid_client = || OAuthError::bad_request("invalid_client");
-    let form_creds = (form.get("client_id"), form.get("client_secret"));
-    let (client_id, secret) = match (basic_credentials(headers), form_creds) {
-        (Some(_), (Some(_), _) | (_, Some(_))) => {
-            return Err(OAuthError::bad_request("invalid_request"))
-        }
-        (Some(Err(())), _) | (None, (None, _)) => return Err(invalid_client()),
-        (Some(Ok((id, secret))), _) => (id, Some(secret)),
-        (None, (Some(id), secret)) => (id.clone(), secret.cloned()),
-    };
+    let invalid_client = OAuthError::bad_request("invalid_client");
+    let (client_id, secret) =
+        client_credentials(headers, form).map_err(|e| e.error(invalid_client))?;
     cfg.client_by_id(&client_id)
         .filter(|c| secret.as_deref().is_some_and(|s| c.has_secret(s)))
-        .ok_or_else(invalid_client)
+        .ok_or(invalid_client)
+}
+
+/// Why a request's client credentials cannot be used.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum BadCredentials {
+    /// In `Authorization: Basic` and in the form at once.
+    Twice,
+    /// None given, or an `Authorization` header that is not usable Basic.
+    Unusable,
+}
+
+impl BadCredentials {
+    /// `invalid_request` for [`BadCredentials::Twice`], else `invalid_client`.
+    pub(super) fn error(self, invalid_client: OAuthError) -> OAuthError {
+        match self {
+            BadCredentials::Twice => OAuthError::bad_request("invalid_request"),
+            BadCredentials::Unusable => invalid_client,
+        }
+    }
+}
+
+/// The client id a request gives, with the secret if it gives one: from
+/// `Authorization: Basic` (id and secret) or the form (`client_id`, and
+/// `client_secret` if there), not both.
+pub(super) fn client_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(String, Option<String>), BadCredentials> {
+    let form_creds = (form.get("client_id"), form.get("client_secret"));
+    match (basic_credentials(headers), form_creds) {
+        (Some(_), (Some(_), _) | (_, Some(_))) => Err(BadCredentials::Twice),
+        (Some(Err(())), _) | (None, (None, _)) => Err(BadCredentials::Unusable),
+        (Some(Ok((id, secret))), _) => Ok((id, Some(secret))),
+        (None, (Some(id), secret)) => Ok((id.clone(), secret.cloned())),
+    }
 }
 
 /// Client credentials from `Authorization: Basic`, if that header is there.

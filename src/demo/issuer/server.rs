@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::config::IssuerConfig;
 use super::idp::idp_api;
+use super::revoke::revoke_endpoint;
 use super::state::State;
 use super::token_endpoint::token_endpoint;
 use crate::demo::keys::{self, SigningKey};
@@ -32,23 +33,34 @@ impl IssuerHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`: the "hosted domain" to give
-    /// [`crate::token::client_credentials`] (it appends `/oauth2/token`).
+    /// `http://127.0.0.1:<port>`: the "hosted domain" (`/oauth2/token`,
+    /// `/oauth2/revoke`), what [`crate::token::client_credentials`] and
+    /// [`crate::token::revoke`] take. Same as [`IssuerHandle::domain`].
     pub fn base_url(&self) -> String {
         self.state.base.clone()
     }
 
-    /// `http://127.0.0.1:<port>/<pool_id>`, the `iss` of every token.
+    /// `http://127.0.0.1:<port>`: the hosted domain, what
+    /// `https://<domain>.auth.<region>.amazoncognito.com` is.
+    pub fn domain(&self) -> String {
+        self.state.base.clone()
+    }
+
+    /// The `iss` of every token: the pool's Cognito issuer of the configured
+    /// [`crate::config::IssuerForm`], e.g.
+    /// `https://cognito-idp.local-1.amazonaws.com/local-1_DemoPool`. Nothing is
+    /// served there: the keys are at [`IssuerHandle::jwks_url`].
     pub fn issuer_url(&self) -> String {
         self.state.issuer.clone()
     }
 
-    /// `<issuer>/.well-known/jwks.json`.
+    /// `http://127.0.0.1:<port>/<pool_id>/.well-known/jwks.json`, on loopback
+    /// (a sidecar must be given it as `jwks_url`).
     pub fn jwks_url(&self) -> String {
         self.state.jwks_url()
     }
 
-    /// `<issuer>/.well-known/openid-configuration`.
+    /// `http://127.0.0.1:<port>/<pool_id>/.well-known/openid-configuration`.
     pub fn discovery_url(&self) -> String {
         self.state.discovery_url()
     }
@@ -58,10 +70,21 @@ impl IssuerHandle {
         self.state.token_url()
     }
 
-    /// `http://127.0.0.1:<port>/`: the Cognito IdP API endpoint for
-    /// `InitiateAuth` (what `https://cognito-idp.<region>.amazonaws.com/` is).
-    pub fn idp_url(&self) -> String {
+    /// `http://127.0.0.1:<port>/oauth2/revoke`.
+    pub fn revoke_url(&self) -> String {
+        self.state.revoke_url()
+    }
+
+    /// `http://127.0.0.1:<port>/`: the Cognito IdP API endpoint (`InitiateAuth`,
+    /// `GetUser`, `GlobalSignOut`, `RevokeToken`), what
+    /// `https://cognito-idp.<region>.amazonaws.com/` is.
+    pub fn idp_endpoint(&self) -> String {
         format!("{}/", self.state.base)
+    }
+
+    /// Same as [`IssuerHandle::idp_endpoint`].
+    pub fn idp_url(&self) -> String {
+        self.idp_endpoint()
     }
 
     /// The pool configuration (client ids, secrets, users).
@@ -123,8 +146,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match (path.as_str(), well_known) {
         ("/oauth2/token", _) if post => token_endpoint(state, req).await,
+        ("/oauth2/revoke", _) if post => revoke_endpoint(state, req).await,
         ("/", _) if post => idp_api(state, req).await,
-        ("/oauth2/token" | "/", _) => method_not_allowed("POST"),
+        ("/oauth2/token" | "/oauth2/revoke" | "/", _) => method_not_allowed("POST"),
         (_, Some("jwks.json")) if get => serve::json(StatusCode::OK, &state.jwks),
         (_, Some("openid-configuration")) if get => serve::json(StatusCode::OK, &discovery(state)),
         (_, Some("jwks.json" | "openid-configuration")) => method_not_allowed("GET, HEAD"),
@@ -142,7 +166,8 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r
 }
 
-/// The OpenID discovery document: where the keys and the token endpoint are.
+/// The OpenID discovery document: the `iss`, and where (on loopback) the keys
+/// and the token and revocation endpoints are.
 fn discovery(state: &State) -> Value {
     let mut scopes: Vec<String> = vec!["openid".into(), "email".into(), "profile".into()];
     scopes.extend(state.cfg.custom_scopes());
@@ -150,11 +175,13 @@ fn discovery(state: &State) -> Value {
         "issuer": state.issuer,
         "jwks_uri": state.jwks_url(),
         "token_endpoint": state.token_url(),
+        "revocation_endpoint": state.revoke_url(),
         "response_types_supported": ["code", "token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": scopes,
     })
 }

@@ -1,9 +1,14 @@
 //! What every request handler of the issuer reads: the pool configuration,
-//! the issuer's URLs, its two signing keys and the JWKS they make.
+//! the issuer's URLs, its two signing keys and the JWKS they make, and what
+//! it issued and revoked.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
 use super::config::IssuerConfig;
+use super::sessions::Sessions;
+use crate::config::pool_issuer;
 use crate::demo::keys::{self, SigningKey};
 
 /// The running issuer's state, shared by the server task and [`super::IssuerHandle`].
@@ -12,7 +17,8 @@ pub(super) struct State {
     pub(super) cfg: IssuerConfig,
     /// `http://127.0.0.1:<port>`, the "hosted domain".
     pub(super) base: String,
-    /// `<base>/<pool_id>`, the `iss` of every token.
+    /// The pool's Cognito issuer of the configured form
+    /// (`https://cognito-idp.<region>.amazonaws.com/<pool_id>`), the `iss` of every token.
     pub(super) issuer: String,
     /// Signs access tokens.
     pub(super) access_key: SigningKey,
@@ -20,6 +26,7 @@ pub(super) struct State {
     pub(super) id_key: SigningKey,
     /// The public halves of both keys, as served.
     pub(super) jwks: Value,
+    sessions: Mutex<Sessions>,
 }
 
 impl State {
@@ -30,7 +37,7 @@ impl State {
         access_key: SigningKey,
         id_key: SigningKey,
     ) -> Self {
-        let issuer = format!("{base}/{}", cfg.pool_id);
+        let issuer = pool_issuer(cfg.issuer_form, &cfg.region, &cfg.pool_id);
         let jwks = keys::jwks(&[&access_key, &id_key]);
         State {
             cfg,
@@ -39,21 +46,38 @@ impl State {
             access_key,
             id_key,
             jwks,
+            sessions: Mutex::default(),
         }
     }
 
-    /// `<issuer>/.well-known/jwks.json`.
-    pub(super) fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer)
+    /// What was issued and revoked. A handler that panicked while holding the
+    /// lock left it consistent (every change is one step), so poison is ignored.
+    pub(super) fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `<issuer>/.well-known/openid-configuration`.
+    /// `<base>/<pool_id>/.well-known/<name>`: the pool's documents, on loopback.
+    fn well_known(&self, name: &str) -> String {
+        format!("{}/{}/.well-known/{name}", self.base, self.cfg.pool_id)
+    }
+
+    /// `<base>/<pool_id>/.well-known/jwks.json`.
+    pub(super) fn jwks_url(&self) -> String {
+        self.well_known("jwks.json")
+    }
+
+    /// `<base>/<pool_id>/.well-known/openid-configuration`.
     pub(super) fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
+        self.well_known("openid-configuration")
     }
 
     /// `<base>/oauth2/token`.
     pub(super) fn token_url(&self) -> String {
         format!("{}/oauth2/token", self.base)
+    }
+
+    /// `<base>/oauth2/revoke`.
+    pub(super) fn revoke_url(&self) -> String {
+        format!("{}/oauth2/revoke", self.base)
     }
 }

@@ -35,4 +35,9 @@ async fn bad_configs_are_refused() {
     let mut cfg = issuer::demo_config();
     cfg.clients[0].client_secret = None;
     assert!(issuer::start(loopback(), cfg).await.is_err());
+    // The region goes into the iss host name.
+    let mut cfg = issuer::demo_config();
+    cfg.region = "Local 1".into();
+    let e = issuer::start(loopback(), cfg).await.unwrap_err();
+    assert!(format!("{e:#}").contains("region"), "{e:#}");
 }

@@ -1,9 +1,11 @@
 //! End-to-end tests of the demo issuer and upstream through `crate::token`,
 //! all on 127.0.0.1, by area; the helpers here are shared by all of them.
 
+mod forms;
 mod idp;
 mod lifecycle;
 mod oauth;
+mod revocation;
 mod token_client;
 mod upstream;
 
@@ -15,7 +17,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::issuer::{self, DemoClient, IssuerConfig, IssuerHandle};
-use crate::token::{self, InitiateAuthResult};
+use crate::token::{self, InitiateAuthResult, TokenError};
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -94,4 +96,12 @@ fn verify(set: &JwkSet, issuer: &str, token: &str, aud: Option<&str>) -> (Value,
     }
     let data = decode::<Value>(token, &key, &v).unwrap();
     (data.claims, kid)
+}
+
+/// `(status, error)` of an OAuth error answer.
+fn oauth_error(e: TokenError) -> (u16, String) {
+    match e {
+        TokenError::OAuth { status, error, .. } => (status, error),
+        other => panic!("expected an OAuth error, got {other:?}"),
+    }
 }

@@ -5,9 +5,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{client, get_json, jwks, loopback, raw_client, test_config, verify};
+use super::{client, get_json, jwks, loopback, oauth_error, raw_client, test_config, verify};
 use crate::demo::issuer;
-use crate::token::{self, TokenError};
+use crate::token;
 
 #[tokio::test]
 async fn client_credentials_flow_issues_verifiable_cognito_shaped_token() {
@@ -16,8 +16,15 @@ async fn client_credentials_flow_issues_verifiable_cognito_shaped_token() {
     let secret = m2m.client_secret.as_deref().unwrap();
     assert_eq!(m2m.client_id.len(), 26);
     assert_eq!(secret.len(), 51);
-    assert!(h.issuer_url().starts_with("http://127.0.0.1:"));
-    assert!(h.issuer_url().ends_with("/local-1_DemoPool"));
+    // The iss is the pool's Cognito issuer; the keys are on loopback.
+    assert_eq!(
+        h.issuer_url(),
+        "https://cognito-idp.local-1.amazonaws.com/local-1_DemoPool"
+    );
+    assert!(h.jwks_url().starts_with("http://127.0.0.1:"));
+    assert!(h
+        .jwks_url()
+        .ends_with("/local-1_DemoPool/.well-known/jwks.json"));
 
     // Trailing slash on the domain is accepted.
     let t = token::client_credentials(
@@ -88,13 +95,6 @@ async fn client_credentials_flow_issues_verifiable_cognito_shaped_token() {
     assert_eq!(d["jwks_uri"], h.jwks_url().as_str());
     assert_eq!(d["token_endpoint"], h.token_url().as_str());
     h.shutdown().await;
-}
-
-fn oauth_error(e: TokenError) -> (u16, String) {
-    match e {
-        TokenError::OAuth { status, error, .. } => (status, error),
-        other => panic!("expected an OAuth error, got {other:?}"),
-    }
 }
 
 /// POSTs `body` to `url` as `ctype`, with `authorization` when given;
