@@ -215,7 +215,7 @@ const IN_ELEMENT: &AsciiSet = &IN_VALUE.add(b',');
 
 /// Renders one claim as a header value: strings as they are, arrays joined with `,` (each
 /// element encoded, `,` included), numbers, booleans and objects as compact JSON text; then
-/// percent-encoded as [`IN_VALUE`] says. A value that cannot be a header value (CR, LF, other
+/// percent-encoded (every byte of 0x80 and above, and `%`). A value that cannot be a header value (CR, LF, other
 /// controls) makes the token malformed.
 pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
     let text = match v {

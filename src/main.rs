@@ -176,17 +176,13 @@ fn main() -> ExitCode {
             issuer,
             upstream,
             issuer_form,
-        } => {
-            // TODO(run.rs): pass issuer_form to demo::run::start (it builds the
-            // pool with issuer::demo_config(); issuer::demo_config_with(issuer_form) is the one).
-            let _issuer_form: IssuerForm = issuer_form;
-            demo(DemoAddrs {
-                proxy: listen,
-                admin,
-                issuer,
-                upstream,
-            })
-        }
+        } => demo(DemoAddrs {
+            proxy: listen,
+            admin,
+            issuer,
+            upstream,
+            issuer_form,
+        }),
         Command::Token { flow } => token(flow),
     };
     match result {
@@ -261,21 +257,33 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
     let config = load(path)?;
-    println!("{}: OK\n", path.display());
+    let mut o = format!("{}: OK\n\n", path.display());
     let warnings = config.warnings();
     if !warnings.is_empty() {
-        println!("# warnings");
+        o.push_str("# warnings\n");
         for w in &warnings {
-            println!("# - {w}");
+            let _ = writeln!(o, "# - {w}");
         }
-        println!();
+        o.push('\n');
     }
-    println!("# effective configuration");
-    println!("{}", cognito_sidecar::describe::effective(&config));
-    println!("# routes (first match wins)");
-    print!("{}", cognito_sidecar::describe::route_table(&config));
+    o.push_str("# effective configuration\n");
+    let _ = writeln!(o, "{}", cognito_sidecar::describe::effective(&config));
+    o.push_str("# routes (first match wins)\n");
+    o.push_str(&cognito_sidecar::describe::route_table(&config));
+    print_out(&o)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout; a reader that went away (`check | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
@@ -288,7 +296,7 @@ fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
         .trim();
     let rt = runtime(1)?;
     let report = rt.block_on(cognito_sidecar::inspect::inspect(&config, token))?;
-    print!("{report}");
+    print_out(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 

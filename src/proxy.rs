@@ -1,4 +1,4 @@
-//! The per-request pipeline, top to bottom in [`pipeline`]: request checks, path
+//! The per-request pipeline, top to bottom in `pipeline`: request checks, path
 //! normalisation, route lookup, the token (`bearer.rs`) and its verification (`verify.rs`),
 //! the route's rules (`routes.rs`), the upstream request with stripped and injected headers
 //! (`headers.rs`), then the one pooled upstream client (`upstream.rs`) with a deadline.

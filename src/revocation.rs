@@ -30,11 +30,10 @@ use serde::Deserialize;
 use crate::claims::{AuthError, Verified};
 use crate::config::{Fallback, RevocationPolicy, TokenUse};
 use crate::metrics::Metrics;
+use crate::token::GET_USER_TARGET;
 
 /// The scope `GetUser` needs in the access token.
 pub const USER_ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
-/// `X-Amz-Target` of `GetUser`.
-pub const GET_USER_TARGET: &str = "AWSCognitoIdentityProviderService.GetUser";
 /// How long an unavailable verdict holds before the pool is asked again.
 const UNAVAILABLE_HOLD: Duration = Duration::from_secs(1);
 

@@ -5,6 +5,9 @@
 //! loader extracts with figment's lossy interpreter, which reads a string as a number or a
 //! boolean only where the field is one. So `SIDECAR_LISTENER__MAX_CONNECTIONS=5` is a number
 //! and a client id of digits stays a string. Arrays and tables (`["123"]`) are parsed.
+//!
+//! Every key lives in a section, so a variable without `__` (`SIDECAR_URL`, which the demo's
+//! walkthrough exports, or `SIDECAR_CONFIG`) names no key and is left alone.
 
 use figment::value::{Dict, Value};
 
@@ -28,6 +31,8 @@ pub(super) fn apply_env(dict: &mut Dict, env: &[(String, String)]) -> Result<Env
             k.len() > ENV_PREFIX.len()
                 && k[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX)
                 && !k.eq_ignore_ascii_case(ENV_CONFIG_FILE)
+                // Only `SECTION__KEY...` can name a key.
+                && k[ENV_PREFIX.len()..].contains("__")
         })
         .collect();
     // Apply in a stable order so `__0__` comes before `__1__`.

@@ -105,6 +105,11 @@ fn env_overrides_index_into_arrays_and_name_the_variable() {
             "[\"123\"]".to_string(),
         ),
         ("SIDECAR_CONFIG".to_string(), "ignored.toml".to_string()),
+        // What the demo's walkthrough exports: names no key (no `__`), so it is left alone.
+        (
+            "SIDECAR_URL".to_string(),
+            "http://127.0.0.1:8080".to_string(),
+        ),
         ("OTHER".to_string(), "x".to_string()),
     ];
     let c = Config::from_toml_str("t.toml", MIN, &env).unwrap();

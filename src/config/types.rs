@@ -1,5 +1,5 @@
 //! The config vocabulary: every string-valued setting as an enum, each spelled, parsed
-//! ([`FromStr`]), printed ([`Display`], [`Serialize`]) and listed (`VALUES`) in one place,
+//! ([`FromStr`]), printed ([`fmt::Display`], [`Serialize`]) and listed (`VALUES`) in one place,
 //! by `config_enums!`. Also the JWS algorithms the sidecar accepts and the Cognito user
 //! pool id shape.
 //!

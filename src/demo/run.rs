@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::config::Config;
+use crate::config::{Config, IssuerForm};
 use crate::demo::{issuer, upstream};
 use crate::server::Sidecar;
 
-/// Where the demo's three servers listen (loopback only).
+/// Where the demo's three servers listen (loopback only), and which issuer form its pool
+/// issues.
 #[derive(Debug, Clone)]
 pub struct DemoAddrs {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     pub issuer: SocketAddr,
     pub upstream: SocketAddr,
+    pub issuer_form: IssuerForm,
 }
 
 /// The running demo.
@@ -51,10 +53,19 @@ address = "{admin}"
 url = "{upstream_url}"
 [[issuers]]
 name = "demo"
-issuer = "{issuer}"
+# The pool's issuer (iss) is derived from its id and form, as for a real pool; its keys are
+# served by the demo issuer on loopback.
+user_pool_id = "{pool}"
+issuer_form = "{form}"
 jwks_url = "{jwks}"
 client_ids = [{ids}]
 token_use = ["access", "id"]
+# Signed-out users' tokens are refused: each user access token is checked at the pool's
+# GetUser. The demo asks on every request, so that a sign-out shows at once; the default
+# holds an answer for 60s.
+revocation = "online"
+revocation_endpoint = "{idp}"
+revocation_recheck = "0s"
 [default]
 auth = "required"
 [[routes]]
@@ -71,8 +82,10 @@ groups_any = ["{group}"]
 "#,
         proxy = addrs.proxy,
         admin = addrs.admin,
-        issuer = iss.issuer_url(),
+        pool = iss.config().pool_id,
+        form = iss.config().issuer_form,
         jwks = iss.jwks_url(),
+        idp = iss.idp_endpoint(),
         ids = ids.join(", "),
         scope = issuer::DEMO_SCOPE,
         group = issuer::DEMO_GROUP,
@@ -91,7 +104,7 @@ pub async fn start(addrs: &DemoAddrs) -> anyhow::Result<Demo> {
             bail!("{name} {a}: the demo binds loopback addresses only");
         }
     }
-    let iss = issuer::start(addrs.issuer, issuer::demo_config())
+    let iss = issuer::start(addrs.issuer, issuer::demo_config_with(addrs.issuer_form))
         .await
         .with_context(|| {
             format!(
@@ -211,5 +224,23 @@ pub fn script(demo: &Demo) -> String {
         o,
         "curl -si -H \"Authorization: Bearer $PW_TOKEN\" \"$SIDECAR_URL/me\"; echo"
     );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "# 4. The person signs out everywhere (GlobalSignOut; or: cognito-sidecar token sign-out) ..."
+    );
+    let _ = writeln!(o, "curl -s \"$COGNITO_IDP_URL\" -H 'Content-Type: application/x-amz-json-1.1' -H 'X-Amz-Target: AWSCognitoIdentityProviderService.GlobalSignOut' -d \"{{\\\"AccessToken\\\":\\\"$PW_TOKEN\\\"}}\"; echo");
+    let _ = writeln!(
+        o,
+        "# ... and the same, still unexpired token is refused: 401 revoked (the sidecar asks the pool)."
+    );
+    let _ = writeln!(
+        o,
+        "curl -si -H \"Authorization: Bearer $PW_TOKEN\" \"$SIDECAR_URL/me\"; echo"
+    );
+    let _ = writeln!(o, "{SCRIPT_END}");
     o
 }
+
+/// The script's last line (a comment), so that a reader knows where it ends.
+pub const SCRIPT_END: &str = "# End of the walkthrough.";

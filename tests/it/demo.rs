@@ -20,8 +20,8 @@ impl Drop for DemoProc {
     }
 }
 
-/// Starts `demo` on free ports and reads its script (up to the last curl line).
-fn start_demo() -> (DemoProc, String) {
+/// Starts `demo` (its pool issuing `form`) on free ports and reads its script.
+fn start_demo_with(form: &str) -> (DemoProc, String) {
     let mut child = Command::new(BIN)
         .args([
             "demo",
@@ -33,6 +33,8 @@ fn start_demo() -> (DemoProc, String) {
             "127.0.0.1:0",
             "--upstream",
             "127.0.0.1:0",
+            "--issuer-form",
+            form,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -45,7 +47,7 @@ fn start_demo() -> (DemoProc, String) {
         let mut script = String::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let done = line.contains("$SIDECAR_URL/me");
+            let done = line == cognito_sidecar::demo::run::SCRIPT_END;
             script.push_str(&line);
             script.push('\n');
             if done {
@@ -60,6 +62,10 @@ fn start_demo() -> (DemoProc, String) {
     (proc, script)
 }
 
+fn start_demo() -> (DemoProc, String) {
+    start_demo_with("original")
+}
+
 fn exports(script: &str) -> HashMap<String, String> {
     script
         .lines()
@@ -71,7 +77,14 @@ fn exports(script: &str) -> HashMap<String, String> {
 
 #[test]
 fn demo_prints_exactly_the_promised_variables_and_the_script_works_in_bash() {
-    let (_demo, script) = start_demo();
+    for form in ["original", "updated"] {
+        demo_script_works_in_bash(form);
+    }
+}
+
+/// The whole walkthrough, pasted into bash, with the pool issuing `form`.
+fn demo_script_works_in_bash(form: &str) {
+    let (_demo, script) = start_demo_with(form);
     let vars = exports(&script);
     let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
     names.sort();
@@ -127,7 +140,33 @@ fn demo_prints_exactly_the_promised_variables_and_the_script_works_in_bash() {
         .filter(|l| l.starts_with("HTTP/1.1 "))
         .map(|l| &l[9..12])
         .collect();
-    assert_eq!(statuses, vec!["401", "200", "403", "200"], "{stdout}");
+    // No token, a machine, a person without the scope, the person's group route, and the
+    // person's token after signing out.
+    assert_eq!(
+        statuses,
+        vec!["401", "200", "403", "200", "401"],
+        "{form}: {stdout}"
+    );
+    assert!(
+        stdout.contains("error=\"invalid_token\", error_description=\"revoked\""),
+        "{form}: {stdout}"
+    );
+    // The tokens carry the pool's issuer in the form asked for.
+    let host = match form {
+        "updated" => "issuer-cognito-idp",
+        _ => "cognito-idp",
+    };
+    let iss = format!("https://{host}.local-1.amazonaws.com/local-1_DemoPool");
+    let claims = stdout
+        .split("\"x-auth-claims\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the upstream echoed X-Auth-Claims");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], iss.as_str(), "{form}");
     assert!(
         stdout.contains("error=\"insufficient_scope\", scope=\"dotnet-demo/dotnet\""),
         "{stdout}"
