@@ -38,6 +38,22 @@ moto_versions="$(python3 -c 'import boto3, moto; print(f"moto {moto.__version__}
 moto_server="$(command -v moto_server)"
 echo "$moto_versions, moto_server at $moto_server"
 
+section "install test programs (apt: nginx for tests/it/front_nginx.rs)"
+# Debian's nginx, as users run it in front of the decision listener. Installed without
+# starting its service (policy-rc.d 101), since the tests start their own.
+if [[ ! -x /usr/sbin/nginx ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "nginx is missing and installing it needs root: apt-get install nginx" >&2
+    exit 1
+  fi
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+/usr/sbin/nginx -v
+
 section "shellcheck (scripts)"
 shellcheck test.sh .ci/run bench/*.sh bench/compare fuzz/run.sh
 echo "ok"

@@ -18,6 +18,8 @@ use crate::state::State;
 pub enum Outcome {
     /// The upstream answered (whatever its status).
     Forwarded,
+    /// The decision listener said yes (200 to the front proxy).
+    Allowed,
     /// The sidecar answered itself, for this reason ([`ProxyError::reason`]).
     Refused(&'static str),
 }
@@ -31,6 +33,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Forwarded => "forwarded",
+            Outcome::Allowed => "allowed",
             Outcome::Refused(reason) => reason,
         }
     }

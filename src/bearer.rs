@@ -1,14 +1,14 @@
 //! Where a bearer token may come from, and how each source is removed before forwarding.
 //!
 //! `Authorization: Bearer` (RFC 6750 §2.1) always; then, as `[token]` allows, a cookie, a
-//! query parameter (§2.3; removed from the forwarded query and redacted in logs) or the
-//! WebSocket subprotocol `bearer, <jwt>` on upgrade requests (removed from the forwarded
-//! offer). What the token is worth is `verify.rs`'s question.
+//! query parameter (§2.3; removed from the forwarded query and redacted in logs), a named
+//! header holding the bare token (an ALB's `x-amzn-oidc-accesstoken`; removed before
+//! forwarding) or the WebSocket subprotocol `bearer, <jwt>` on upgrade requests (removed from
+//! the forwarded offer). What the token is worth is `verify.rs`'s question.
 
 use std::borrow::Cow;
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::Request;
 
 use crate::claims::AuthError;
 use crate::config::TokenConfig;
@@ -20,6 +20,8 @@ pub enum Source {
     Header,
     Cookie,
     Query,
+    /// `[token] header`.
+    Named,
     WebSocket,
 }
 
@@ -77,21 +79,33 @@ impl<'a> OneToken<'a> {
 /// Finds the bearer token: `Authorization: Bearer` (exactly one such header), the configured
 /// cookie, query parameter and WebSocket protocol. Every configured source is read; when
 /// more than one carries a value (garbage too), they must all carry the same token.
-pub fn extract<'a, B>(
-    req: &'a Request<B>,
+pub fn extract<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
     cfg: &TokenConfig,
     websocket: bool,
 ) -> Result<Option<(Cow<'a, str>, Source)>, ProxyError> {
     let mut found = OneToken::default();
-    if let Some(token) = authorization_bearer(req.headers())? {
+    if let Some(token) = authorization_bearer(headers)? {
         found.offer(Cow::Borrowed(token), Source::Header)?;
     }
     if let Some(name) = &cfg.cookie {
-        for val in cookie_values(req.headers(), name) {
+        for val in cookie_values(headers, name) {
             found.offer(Cow::Borrowed(val), Source::Cookie)?;
         }
     }
-    if let (Some(name), Some(q)) = (&cfg.query, req.uri().query()) {
+    if let Some(name) = &cfg.header {
+        for v in headers.get_all(name) {
+            let t = v
+                .to_str()
+                .map_err(|_| ProxyError::Auth(AuthError::Malformed))?
+                .trim();
+            if !t.is_empty() {
+                found.offer(Cow::Borrowed(t), Source::Named)?;
+            }
+        }
+    }
+    if let (Some(name), Some(q)) = (&cfg.query, query) {
         for (_, v) in form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == name) {
             if !v.is_empty() {
                 found.offer(Cow::Owned(v.into_owned()), Source::Query)?;
@@ -99,7 +113,7 @@ pub fn extract<'a, B>(
         }
     }
     if cfg.websocket_protocol && websocket {
-        if let Some(t) = websocket_protocol_token(req.headers()) {
+        if let Some(t) = websocket_protocol_token(headers) {
             found.offer(Cow::Owned(t), Source::WebSocket)?;
         }
     }
@@ -171,12 +185,15 @@ fn websocket_protocol_token(h: &HeaderMap) -> Option<String> {
 
 /// Removes what only the sidecar may read from the headers that go upstream: the
 /// `bearer, <jwt>` pair from the offered WebSocket protocols (whenever that source is
-/// enabled), and the token cookie unless it held the token that was verified (`verified`;
-/// on a public route nothing was, so it never reaches the upstream there). The query
-/// parameter is dropped from every forwarded query by [`forwarded_query`].
+/// enabled), the `[token] header` always, and the token cookie unless it held the token that
+/// was verified (`verified`; on a public route nothing was, so it never reaches the upstream
+/// there). The query parameter is dropped from every forwarded query by [`forwarded_query`].
 pub fn remove_from_headers(cfg: &TokenConfig, verified: bool, h: &mut HeaderMap) {
     if cfg.websocket_protocol {
         strip_websocket_token(h);
+    }
+    if let Some(name) = &cfg.header {
+        h.remove(name);
     }
     if let (Some(name), false) = (&cfg.cookie, verified) {
         strip_cookie(h, name);
@@ -325,6 +342,7 @@ mod tests {
         let cfg = TokenConfig {
             cookie: None,
             query: None,
+            header: None,
             websocket_protocol: true,
             max_bytes: 8192,
             cache_entries: 0,

@@ -28,6 +28,10 @@ pub enum BadRequest {
     BadPath,
     /// A path and query that do not make an upstream URI.
     BadTarget,
+    /// Decision listener: the original URI header is absent, doubled or not of its form.
+    BadOriginalUri,
+    /// Decision listener: the original method header is absent, doubled or not a method.
+    BadOriginalMethod,
 }
 
 impl BadRequest {
@@ -39,6 +43,8 @@ impl BadRequest {
             BadRequest::BadHost => "bad_host",
             BadRequest::BadPath => "bad_path",
             BadRequest::BadTarget => "bad_target",
+            BadRequest::BadOriginalUri => "bad_original_uri",
+            BadRequest::BadOriginalMethod => "bad_original_method",
         }
     }
 
@@ -68,6 +74,9 @@ pub enum ProxyError {
     /// `auth = "deny"`: 403.
     #[error("route denies all requests")]
     Denied,
+    /// Decision listener: the peer is not in `[authz] trusted_proxies`: 403.
+    #[error("peer is not a trusted proxy")]
+    UntrustedProxy,
     /// The path matches routes, none for this method: 405.
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
@@ -96,6 +105,7 @@ impl ProxyError {
             ProxyError::Auth(e) => e.as_str(),
             ProxyError::Forbidden { reason, .. } => reason.as_str(),
             ProxyError::Denied => "denied",
+            ProxyError::UntrustedProxy => "untrusted_proxy",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::BadRequest(r) => r.as_str(),
             ProxyError::BadGateway(_) => "upstream_unavailable",
@@ -107,7 +117,9 @@ impl ProxyError {
         match self {
             ProxyError::Auth(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ProxyError::Forbidden { .. } | ProxyError::Denied => StatusCode::FORBIDDEN,
+            ProxyError::Forbidden { .. } | ProxyError::Denied | ProxyError::UntrustedProxy => {
+                StatusCode::FORBIDDEN
+            }
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -122,7 +134,7 @@ impl ProxyError {
             ProxyError::Auth(e) if e.is_unavailable() => "temporarily_unavailable",
             ProxyError::Auth(_) => "invalid_token",
             ProxyError::Forbidden { .. } => "insufficient_scope",
-            ProxyError::Denied => "forbidden",
+            ProxyError::Denied | ProxyError::UntrustedProxy => "forbidden",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::BadRequest(_) => "invalid_request",
             ProxyError::BadGateway(_) => "bad_gateway",

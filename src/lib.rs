@@ -10,9 +10,11 @@
 
 pub mod access;
 pub mod admin;
+pub mod authz;
 pub mod bearer;
 pub mod claims;
 pub mod config;
+pub mod decide;
 pub mod demo;
 pub mod denylist;
 pub mod describe;

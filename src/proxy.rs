@@ -1,13 +1,12 @@
-//! The per-request pipeline, top to bottom in `pipeline`: request checks, path
-//! normalisation, route lookup, the token (`bearer.rs`) and its verification (`verify.rs`),
-//! the route's rules (`routes.rs`), the upstream request with stripped and injected headers
-//! (`headers.rs`), then the one pooled upstream client (`upstream.rs`) with a deadline.
+//! The per-request pipeline, top to bottom in `pipeline`: request checks, the decision
+//! (`decide.rs`: path normalisation, route lookup, the token and its verification, the
+//! route's rules), the upstream request with stripped and injected headers (`headers.rs`),
+//! then the one pooled upstream client (`upstream.rs`) with a deadline.
 //! Bodies stream both ways; WebSocket upgrades are tunnelled once the request is allowed.
 //!
 //! [`handle`] is the thin outer function: it turns the pipeline's `Result` into a response,
 //! adds `X-Request-Id`, and hands the outcome to `access.rs` (metrics and the log line).
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,12 +22,11 @@ use hyper_util::rt::TokioIo;
 
 use crate::access::{self, Finished, Outcome};
 use crate::bearer::{self, Source};
-use crate::claims::{AuthError, Verified};
-use crate::config::AuthMode;
+use crate::claims::Verified;
+use crate::decide::{decide, Ask, Seen};
 use crate::error::{BadRequest, ProxyError};
 use crate::headers;
 use crate::metrics::Metrics;
-use crate::routes::{Lookup, Rule};
 use crate::state::State;
 use crate::upstream::UpstreamBody;
 
@@ -42,14 +40,6 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
-}
-
-/// What the pipeline learned on the way, for the log line and metrics.
-#[derive(Default)]
-struct Seen<'a> {
-    rule: Option<&'a Rule>,
-    path: Option<Cow<'a, str>>,
-    verified: Option<Arc<Verified>>,
 }
 
 /// Serves one request. Never fails: errors become answers.
@@ -97,7 +87,7 @@ pub async fn handle(
 }
 
 /// Keeps a sane client-sent `X-Request-Id`, or makes one.
-fn request_id(headers: &http::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &http::HeaderMap) -> String {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty()
@@ -229,56 +219,28 @@ async fn pipeline<'a>(
         return Err(ProxyError::BadRequest(BadRequest::ConnectNotSupported));
     }
     check_host(&req)?;
-    // 2. The path, normalised once: the path that is checked is the path that is forwarded.
-    let path = crate::path::normalize(client_uri.path()).map_err(|e| {
-        tracing::debug!(request_id, reason = e.as_str(), "path refused");
-        ProxyError::BadRequest(BadRequest::BadPath)
-    })?;
-    let path: &str = seen.path.insert(path);
-    // 3. The route.
-    let rule = match cfg.routes.lookup(req.method(), path) {
-        Lookup::Route(r) => r,
-        Lookup::MethodNotAllowed(allow) => return Err(ProxyError::MethodNotAllowed { allow }),
-    };
-    seen.rule = Some(rule);
-
-    // 4. The token, its verification and the route's rules.
+    // 2. The decision: path, route, token, verification, rules.
     let websocket = req.version() == http::Version::HTTP_11
         && req.method() == Method::GET
         && headers::is_websocket_upgrade(req.headers());
-    let preflight = cfg.default.preflight_forward && is_preflight(&req);
-    let mut token_source = None;
-    let mut claims_value: Option<HeaderValue> = None;
-    match rule.auth {
-        AuthMode::Deny => return Err(ProxyError::Denied),
-        AuthMode::Public => {}
-        AuthMode::Required if preflight => {}
-        AuthMode::Required => {
-            let (token, source) =
-                bearer::extract(&req, &cfg.token, websocket)?.ok_or(AuthError::Missing)?;
-            token_source = Some(source);
-            let verified = state
-                .verifier
-                .verify(&token, crate::verify::now_secs())
-                .await?;
-            seen.verified = Some(Arc::clone(&verified));
-            // The payload segment is base64url(JSON of the verified claims), canonical
-            // because it decoded strictly.
-            if cfg.forward.claims_header.is_some() {
-                claims_value = token
-                    .split('.')
-                    .nth(1)
-                    .and_then(|p| HeaderValue::from_str(p).ok());
-            }
-            rule.authorize(&verified.grant())
-                .map_err(|reason| ProxyError::Forbidden {
-                    reason,
-                    scope_hint: rule.scope_hint.clone(),
-                })?;
-        }
-    }
+    let allowed = decide(
+        state,
+        Ask {
+            method: req.method(),
+            path: client_uri.path(),
+            headers: req.headers(),
+            query: client_uri.query(),
+            websocket,
+            preflight: cfg.default.preflight_forward && is_preflight(&req),
+            request_id,
+        },
+        seen,
+    )
+    .await?;
+    let token_source = allowed.token_source;
+    let path = seen.path.as_deref().unwrap_or("/");
 
-    // 5. The upstream request, and its answer within request_timeout.
+    // 3. The upstream request, and its answer within request_timeout.
     let (upstream_req, client_upgrade) = upstream_request(
         state,
         conn,
@@ -287,7 +249,7 @@ async fn pipeline<'a>(
             path,
             request_id,
             verified: seen.verified.as_deref(),
-            claims_value,
+            claims_value: allowed.claims_value,
             websocket,
         },
     )?;
@@ -313,7 +275,7 @@ async fn pipeline<'a>(
         Ok(Ok(r)) => r,
     };
 
-    // 6. The answer: a tunnel for an accepted upgrade, else the response without hop-by-hop
+    // 4. The answer: a tunnel for an accepted upgrade, else the response without hop-by-hop
     // headers.
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {

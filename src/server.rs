@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::future::Either as FutureEither;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,9 +31,11 @@ pub struct Sidecar {
     shared: Arc<Shared>,
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    authz_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     proxy_task: tokio::task::JoinHandle<()>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
+    authz_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sidecar {
@@ -69,28 +72,53 @@ impl Sidecar {
             .as_ref()
             .map(|l| l.local_addr())
             .transpose()?;
+        let authz_listener = match config.authz.address {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on authz address {a}"))?,
+            ),
+            None => None,
+        };
+        let authz_addr = authz_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let listener_cfg = config.listener.clone();
         log_warnings(&config);
         let shared = Arc::new(Shared::new(config, metrics)?);
 
         let cancel = CancellationToken::new();
+        let authz_task = authz_listener.map(|l| {
+            tokio::spawn(accept_loop(
+                l,
+                None,
+                Arc::clone(&shared),
+                listener_cfg.clone(),
+                cancel.clone(),
+                Role::Authz,
+            ))
+        });
         let proxy_task = tokio::spawn(accept_loop(
             listener,
             tls,
             Arc::clone(&shared),
             listener_cfg,
             cancel.clone(),
+            Role::Proxy,
         ));
         let admin_task = admin_listener
             .map(|l| tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), cancel.clone())));
-        tracing::info!(%addr, admin = ?admin_addr, "cognito-sidecar listening");
+        tracing::info!(%addr, admin = ?admin_addr, authz = ?authz_addr, "cognito-sidecar listening");
         Ok(Sidecar {
             shared,
             addr,
             admin_addr,
+            authz_addr,
             cancel,
             proxy_task,
             admin_task,
+            authz_task,
         })
     }
 
@@ -102,6 +130,11 @@ impl Sidecar {
     /// The admin listener's bound address, if enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The decision listener's bound address, if enabled (`[authz] address`).
+    pub fn authz_addr(&self) -> Option<SocketAddr> {
+        self.authz_addr
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -119,10 +152,13 @@ impl Sidecar {
         let o = &old.config;
         if o.listener.address != config.listener.address
             || o.admin.address != config.admin.address
+            || o.authz.address != config.authz.address
             || o.listener.tls != config.listener.tls
             || o.runtime.worker_threads != config.runtime.worker_threads
         {
-            tracing::warn!("listener, admin, TLS and runtime changes take effect on restart only");
+            tracing::warn!(
+                "listener, admin, authz address, TLS and runtime changes take effect on restart only"
+            );
         }
         log_warnings(&config);
         self.shared.reload(config)
@@ -135,6 +171,9 @@ impl Sidecar {
         self.cancel.cancel();
         let _ = self.proxy_task.await;
         if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+        if let Some(t) = self.authz_task {
             let _ = t.await;
         }
         self.shared.stop_key_stores();
@@ -164,12 +203,20 @@ pub(crate) fn conn_builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor>
     b
 }
 
+/// What a listener serves: the proxy, or decisions for a front proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Proxy,
+    Authz,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     cfg: ListenerConfig,
     cancel: CancellationToken,
+    role: Role,
 ) {
     let builder = conn_builder(&cfg);
     let graceful = GracefulShutdown::new();
@@ -226,6 +273,7 @@ async fn accept_loop(
                     watcher,
                     handshake_timeout,
                     &cancel,
+                    role,
                 )
                 .await;
             }
@@ -266,6 +314,7 @@ async fn tls_handshake(
     .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve<S>(
     stream: S,
     conn: Conn,
@@ -274,6 +323,7 @@ async fn serve<S>(
     watcher: hyper_util::server::graceful::Watcher,
     head_timeout: Duration,
     shutdown: &CancellationToken,
+    role: Role,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -299,7 +349,13 @@ async fn serve<S>(
     let svc = hyper::service::service_fn(move |req| {
         let state = shared2.state.load_full();
         let metrics = Arc::clone(&shared2.metrics);
-        proxy::handle(state, metrics, conn, req)
+        match role {
+            Role::Proxy => FutureEither::Left(proxy::handle(state, metrics, conn, req)),
+            // Boxed: the decision listener's future must not size the proxy's.
+            Role::Authz => {
+                FutureEither::Right(Box::pin(crate::authz::handle(state, metrics, conn, req)))
+            }
+        }
     });
     let fut = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     if let Err(e) = watcher.watch(fut.into_owned()).await {

@@ -8,7 +8,7 @@ use super::model::{AdminConfig, ListenerConfig, RuntimeConfig, TlsFiles};
 use super::problems::Problems;
 use super::raw::{RawAdmin, RawListener, RawRuntime};
 
-fn parse_addr(p: &mut Problems, key: &str, value: &str) -> Option<SocketAddr> {
+pub(super) fn parse_addr(p: &mut Problems, key: &str, value: &str) -> Option<SocketAddr> {
     match value.trim().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {

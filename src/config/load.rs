@@ -10,6 +10,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Dict;
 use figment::Figment;
 
+use super::authz::validate_authz;
 use super::env::apply_env;
 use super::forward::validate_forward;
 use super::issuers::validate_issuers;
@@ -77,6 +78,17 @@ impl Config {
         let routes = validate_routes(&mut p, &raw.routes, &default, &issuers);
         let token = validate_token(&mut p, &raw.token);
         let forward = validate_forward(&mut p, &raw.forward);
+        let authz = validate_authz(&mut p, &raw.authz, listener.address, admin.address);
+        if let Some(h) = &token.header {
+            let identity = forward.headers.iter().any(|(name, _)| name == h)
+                || forward.claims_header.as_ref() == Some(h);
+            if identity {
+                p.push(
+                    "token.header",
+                    format!("{h} is an identity header ([forward]): the sidecar sets it, so it cannot also carry the token"),
+                );
+            }
+        }
         let log = LogConfig {
             format: p.parse("log.format", &raw.log.format, LogFormat::Text),
         };
@@ -98,6 +110,7 @@ impl Config {
             token,
             forward,
             log,
+            authz,
         })
     }
 }

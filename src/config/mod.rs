@@ -9,6 +9,7 @@
 //! is the environment overlay, `problems` the error types, `render` the effective config
 //! that `check` prints. This module only declares the parts and re-exports their names.
 
+mod authz;
 mod env;
 mod forward;
 mod issuers;
@@ -26,8 +27,9 @@ mod upstream;
 
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
-    AdminConfig, CognitoPool, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig,
-    LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
+    AdminConfig, AuthzConfig, CognitoPool, DefaultPolicy, ForwardConfig, IssuerConfig,
+    ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles, TokenConfig,
+    UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{
@@ -37,9 +39,9 @@ pub use raw::{
 pub use render::effective;
 pub use root::Config;
 pub use types::{
-    idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, Fallback, IssuerForm,
-    LogFormat, PathCase, Preflight, RevocationMode, TokenUse, TokenUsePolicy, UnknownValue,
-    ALGORITHM_NAMES,
+    idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, AuthzProtocol, Fallback,
+    IssuerForm, LogFormat, PathCase, Preflight, RevocationMode, TokenUse, TokenUsePolicy,
+    UnknownValue, ALGORITHM_NAMES,
 };
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use serde::ser::Serializer;
 use serde::Serialize;
 
 use super::types::{
-    pool_issuer, AuthMode, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode,
-    TokenUsePolicy,
+    pool_issuer, AuthMode, AuthzProtocol, Fallback, IssuerForm, LogFormat, PathCase, Preflight,
+    RevocationMode, TokenUsePolicy,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -208,6 +208,8 @@ pub struct DefaultPolicy {
 pub struct TokenConfig {
     pub cookie: Option<String>,
     pub query: Option<String>,
+    #[serde(serialize_with = "display_opt")]
+    pub header: Option<HeaderName>,
     pub websocket_protocol: bool,
     pub max_bytes: usize,
     pub cache_entries: usize,
@@ -228,6 +230,31 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// `[authz]`: the decision listener.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthzConfig {
+    /// `None` when off (`address = ""`).
+    #[serde(serialize_with = "display_or_empty")]
+    pub address: Option<SocketAddr>,
+    pub protocol: AuthzProtocol,
+    /// Peers whose original-request headers are believed.
+    #[serde(serialize_with = "display_all")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `envoy`: stripped from the check request's path.
+    pub path_prefix: String,
+}
+
+impl AuthzConfig {
+    /// Whether `ip` may speak for the original request.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
 fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_duration(*d))
 }
@@ -245,6 +272,20 @@ fn display_or_empty<S: Serializer, T: std::fmt::Display>(
         Some(v) => s.collect_str(v),
         None => s.serialize_str(""),
     }
+}
+
+fn display_opt<S: Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+fn display_all<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|x| x.to_string()))
 }
 
 fn preflight<S: Serializer>(forward: &bool, s: S) -> Result<S::Ok, S::Error> {

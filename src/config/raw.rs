@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    AuthMode, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode, TokenUse,
+    AuthMode, AuthzProtocol, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode,
+    TokenUse,
 };
 
 /// Declares a section whose every key is optional: the struct (unknown keys refused, missing
@@ -52,6 +53,17 @@ section! {
         token: RawToken = RawToken::default(),
         forward: RawForward = RawForward::default(),
         log: RawLog = RawLog::default(),
+        authz: RawAuthz = RawAuthz::default(),
+    }
+}
+
+section! {
+    /// `[authz]`: the decision listener for front proxies; off while `address` is empty.
+    pub struct RawAuthz {
+        address: String = String::new(),
+        protocol: String = AuthzProtocol::Nginx.to_string(),
+        trusted_proxies: Vec<String> = vec!["127.0.0.0/8".into(), "::1/128".into()],
+        path_prefix: String = String::new(),
     }
 }
 
@@ -170,6 +182,8 @@ section! {
     pub struct RawToken {
         cookie: Option<String> = None,
         query: Option<String> = None,
+        /// A header holding the bare token (an ALB's `x-amzn-oidc-accesstoken`).
+        header: Option<String> = None,
         websocket_protocol: bool = false,
         max_bytes: usize = 8 * 1024,
         cache_entries: usize = 10_000,

@@ -6,8 +6,8 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::model::{
-    AdminConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig, LogConfig,
-    RuntimeConfig, TokenConfig, UpstreamConfig,
+    AdminConfig, AuthzConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig,
+    LogConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
 };
 use super::types::{AuthMode, TokenUse};
 use crate::routes::{RouteTable, Rule};
@@ -29,6 +29,7 @@ pub struct Config {
     pub token: TokenConfig,
     pub forward: ForwardConfig,
     pub log: LogConfig,
+    pub authz: AuthzConfig,
 }
 
 impl Config {

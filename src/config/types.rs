@@ -120,6 +120,8 @@ config_enums! {
     pub enum RevocationMode ("revocation") { Off = "off", Online = "online", }
     /// What a token gets when its revocation cannot be checked.
     pub enum Fallback ("value") { Allow = "allow", Deny = "deny", }
+    /// Which front proxy asks the decision listener, and so where the original request is.
+    pub enum AuthzProtocol ("authz protocol") { Nginx = "nginx", Traefik = "traefik", Envoy = "envoy", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod authz;
 mod behaviour;
 mod cli;
 mod cognito;
@@ -10,6 +11,7 @@ mod demo;
 mod demo_issuer;
 mod deploy;
 mod forward;
+mod front_nginx;
 mod hardening;
 mod interop;
 mod pool;

@@ -1,0 +1,62 @@
+//! Validates `[authz]`: the decision listener that front proxies (nginx `auth_request`,
+//! Traefik `forwardAuth`, Envoy `ext_authz`) ask. Answering them is `crate::authz`'s.
+
+use std::net::SocketAddr;
+
+use super::listener::parse_addr;
+use super::model::AuthzConfig;
+use super::problems::Problems;
+use super::raw::RawAuthz;
+use super::types::AuthzProtocol;
+
+pub(super) fn validate_authz(
+    p: &mut Problems,
+    raw: &RawAuthz,
+    listener: SocketAddr,
+    admin: Option<SocketAddr>,
+) -> AuthzConfig {
+    let address = match raw.address.trim() {
+        "" => None,
+        a => parse_addr(p, "authz.address", a),
+    };
+    if let Some(a) = address.filter(|a| a.port() != 0) {
+        if a == listener || Some(a) == admin {
+            p.push(
+                "authz.address",
+                "must differ from listener.address and admin.address",
+            );
+        }
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+        let cidr = cidr.trim();
+        // A bare address is its own /32 or /128.
+        let net = cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => trusted_proxies.push(n.trunc()),
+            Err(_) => p.push(
+                format!("authz.trusted_proxies[{i}]"),
+                format!("{cidr:?} is not a CIDR (e.g. \"10.0.0.0/8\") or an IP address"),
+            ),
+        }
+    }
+    let path_prefix = raw.path_prefix.trim().trim_end_matches('/').to_string();
+    if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
+        p.push("authz.path_prefix", "must start with '/' (or be empty)");
+    }
+    let protocol = p.parse("authz.protocol", &raw.protocol, AuthzProtocol::Nginx);
+    if protocol != AuthzProtocol::Envoy && !path_prefix.is_empty() {
+        p.push(
+            "authz.path_prefix",
+            "applies to protocol = \"envoy\" (nginx and Traefik send the original URI in a header)",
+        );
+    }
+    AuthzConfig {
+        address,
+        protocol,
+        trusted_proxies,
+        path_prefix,
+    }
+}

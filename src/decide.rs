@@ -1,0 +1,109 @@
+//! The one decision both listeners make about a request: its path normalised once, its
+//! route, and, when the route needs one, the token (`bearer.rs`), its verification
+//! (`verify.rs`) and the route's rules (`routes.rs`). The proxy forwards on the decision
+//! (`proxy.rs`); the decision listener answers a front proxy with it (`authz.rs`). What the
+//! decision learned on the way ([`Seen`]) feeds the log line and metrics either way.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderValue};
+use http::Method;
+
+use crate::bearer::{self, Source};
+use crate::claims::{AuthError, Verified};
+use crate::config::AuthMode;
+use crate::error::{BadRequest, ProxyError};
+use crate::routes::{Lookup, Rule};
+use crate::state::State;
+
+/// The request as the rules see it (`'p`: the path, which [`Seen`] keeps; `'r`: the rest).
+pub struct Ask<'p, 'r> {
+    pub method: &'r Method,
+    /// The path as the client sent it (not yet normalised), without the query.
+    pub path: &'p str,
+    /// The headers the token sources read.
+    pub headers: &'r HeaderMap,
+    /// The query, for the `[token] query` source only: it never takes part in matching.
+    pub query: Option<&'r str>,
+    /// A WebSocket upgrade (the `websocket_protocol` source counts only then).
+    pub websocket: bool,
+    /// A CORS preflight that `[default] preflight = "forward"` lets through.
+    pub preflight: bool,
+    pub request_id: &'r str,
+}
+
+/// What the decision learned on the way, for the log line and metrics.
+#[derive(Default)]
+pub struct Seen<'a> {
+    pub rule: Option<&'a Rule>,
+    /// The normalised path.
+    pub path: Option<Cow<'a, str>>,
+    pub verified: Option<Arc<Verified>>,
+}
+
+/// An allowed request: what the upstream request (or the answer to the front proxy) needs
+/// beyond [`Seen`].
+pub struct Allowed {
+    /// The claims header's value (the token's payload segment), when configured and verified.
+    pub claims_value: Option<HeaderValue>,
+    pub token_source: Option<Source>,
+}
+
+/// Decides on `ask`: `Ok` when the request may pass, else the answer that refuses it.
+pub async fn decide<'a>(
+    state: &'a State,
+    ask: Ask<'a, '_>,
+    seen: &mut Seen<'a>,
+) -> Result<Allowed, ProxyError> {
+    let cfg = &state.config;
+    // The path, normalised once: the path that is checked is the path that is forwarded.
+    let path = crate::path::normalize(ask.path).map_err(|e| {
+        tracing::debug!(
+            request_id = ask.request_id,
+            reason = e.as_str(),
+            "path refused"
+        );
+        ProxyError::BadRequest(BadRequest::BadPath)
+    })?;
+    let path: &str = seen.path.insert(path);
+    let rule = match cfg.routes.lookup(ask.method, path) {
+        Lookup::Route(r) => r,
+        Lookup::MethodNotAllowed(allow) => return Err(ProxyError::MethodNotAllowed { allow }),
+    };
+    seen.rule = Some(rule);
+    let mut allowed = Allowed {
+        claims_value: None,
+        token_source: None,
+    };
+    match rule.auth {
+        AuthMode::Deny => return Err(ProxyError::Denied),
+        AuthMode::Public => {}
+        AuthMode::Required if ask.preflight => {}
+        AuthMode::Required => {
+            let (token, source) =
+                bearer::extract(ask.headers, ask.query, &cfg.token, ask.websocket)?
+                    .ok_or(AuthError::Missing)?;
+            allowed.token_source = Some(source);
+            let verified = state
+                .verifier
+                .verify(&token, crate::verify::now_secs())
+                .await?;
+            seen.verified = Some(Arc::clone(&verified));
+            // The payload segment is base64url(JSON of the verified claims), canonical
+            // because it decoded strictly.
+            if cfg.forward.claims_header.is_some() {
+                allowed.claims_value = token
+                    .split('.')
+                    .nth(1)
+                    .and_then(|p| HeaderValue::from_str(p).ok());
+            }
+            rule.authorize(&verified.grant())
+                .map_err(|reason| ProxyError::Forbidden {
+                    reason,
+                    scope_hint: rule.scope_hint.clone(),
+                })?;
+        }
+    }
+    Ok(allowed)
+}

@@ -1,0 +1,333 @@
+//! The decision listener (`[authz]`) asked the way each front proxy asks it: nginx
+//! `auth_request` / ingress-nginx (`X-Original-*`), Traefik `forwardAuth`
+//! (`X-Forwarded-*`) and Envoy `ext_authz` over HTTP (the check request is the original). It
+//! answers, never proxies: the upstream is never called.
+
+use serde_json::json;
+
+use crate::support::*;
+
+const ROUTES: &str = r#"
+[[routes]]
+path = "/health"
+auth = "public"
+[[routes]]
+path = "/weatherforecast"
+methods = ["GET"]
+scopes = ["dotnet-demo/dotnet"]
+[[routes]]
+path = "/admin/**"
+auth = "deny"
+"#;
+
+/// A sidecar whose decision listener speaks `protocol`, with `authz_extra` in `[authz]`.
+async fn env_with(protocol: &str, authz_extra: &str, extra: &str) -> (Env, std::net::SocketAddr) {
+    let env = Env::start(&format!(
+        "{extra}\n{ROUTES}\n[authz]\naddress = \"127.0.0.1:0\"\nprotocol = \"{protocol}\"\n{authz_extra}\n"
+    ))
+    .await;
+    let authz = env.sidecar.authz_addr().expect("decision listener on");
+    (env, authz)
+}
+
+/// A response header as text ("" when absent).
+fn hv(r: &Reply, name: &str) -> String {
+    r.header(name).unwrap_or("").to_string()
+}
+
+/// A check request as nginx's `auth_request` sends it.
+async fn nginx_check(
+    authz: std::net::SocketAddr,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+) -> Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h = vec![
+        ("x-original-method", method),
+        ("x-original-uri", uri),
+        ("x-forwarded-host", "app.example"),
+    ];
+    if let Some(a) = &auth {
+        h.push(("authorization", a));
+    }
+    request(authz, "GET", "/_authz", &h, "").await
+}
+
+#[tokio::test]
+async fn nginx_allowed_is_200_with_the_identity_on_the_response() {
+    let (env, authz) = env_with("nginx", "", "").await;
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let r = nginx_check(authz, "GET", "/weatherforecast?days=3", Some(&t)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "");
+    assert_eq!(hv(&r, "x-auth-sub"), CLIENT);
+    assert_eq!(hv(&r, "x-auth-scope"), "dotnet-demo/dotnet");
+    assert!(!hv(&r, "x-auth-claims").is_empty());
+    assert!(!hv(&r, "x-request-id").is_empty());
+    // A public route: allowed, with no identity.
+    let r = nginx_check(authz, "GET", "/health", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-auth-sub").is_none());
+    assert_eq!(
+        env.upstream.hits(),
+        0,
+        "the decision listener never proxies"
+    );
+    let m = env.metrics().await;
+    assert!(
+        m.contains("sidecar_requests_total{outcome=\"allowed\",route=\"/weatherforecast\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn nginx_refusals_are_401_and_403_with_the_reason() {
+    let (env, authz) = env_with("nginx", "", "").await;
+    let good = sign(&access_claims("dotnet-demo/dotnet"));
+    // No token: 401 with the challenge nginx passes to the client.
+    let r = nginx_check(authz, "GET", "/weatherforecast", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.www_authenticate(), "Bearer realm=\"cognito-sidecar\"");
+    let mut expired = access_claims("dotnet-demo/dotnet");
+    expired["exp"] = json!(now() - 3600);
+    let r = nginx_check(authz, "GET", "/weatherforecast", Some(&sign(&expired))).await;
+    assert_eq!((r.status, r.reason()), (401, "expired".to_string()));
+    let r = nginx_check(
+        authz,
+        "GET",
+        "/weatherforecast",
+        Some(&sign(&access_claims("x"))),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r
+        .www_authenticate()
+        .starts_with("Bearer error=\"insufficient_scope\""));
+    // 400 and 405 would be 500s behind nginx: 403 with the reason in X-Auth-Error.
+    for (method, uri, reason) in [
+        ("POST", "/weatherforecast", "method_not_allowed"),
+        ("GET", "/api%2Fx", "bad_path"),
+        ("GET", "/weatherforecast;x=1", "bad_path"),
+        ("GET", "/a/%00", "bad_path"),
+    ] {
+        let r = nginx_check(authz, method, uri, Some(&good)).await;
+        assert_eq!(r.status, 403, "{method} {uri}: {r:?}");
+        assert_eq!(hv(&r, "x-auth-error"), reason, "{method} {uri}");
+    }
+    // The original path is normalised like a proxied one; the query never matches.
+    for uri in [
+        "/health/../admin/x",
+        "/HEALTH/%2e%2e/admin",
+        "/admin?/health",
+        "/admin/x#/health",
+    ] {
+        let r = nginx_check(authz, "GET", uri, Some(&good)).await;
+        assert_eq!(r.status, 403, "{uri}: {r:?}");
+    }
+    // [default] auth = "required" applies to unmatched paths.
+    assert_eq!(nginx_check(authz, "GET", "/other", None).await.status, 401);
+    assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn the_original_uri_must_be_one_and_well_formed() {
+    let (_env, authz) = env_with("nginx", "", "").await;
+    for headers in [
+        vec![("x-original-method", "GET")],
+        vec![
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/a"),
+            ("x-original-uri", "/b"),
+        ],
+        vec![("x-original-method", "GET"), ("x-original-uri", "*")],
+        vec![
+            ("x-original-method", "GET"),
+            ("x-original-uri", "app.example:443"),
+        ],
+        vec![
+            ("x-original-method", "GET"),
+            ("x-original-uri", "weatherforecast"),
+        ],
+        vec![
+            ("x-original-method", "GET"),
+            ("x-original-url", "/weatherforecast"),
+        ],
+        vec![
+            ("x-original-method", "GET"),
+            ("x-original-url", "https://h/health"),
+            ("x-original-uri", "/admin"),
+        ],
+    ] {
+        let r = request(authz, "GET", "/_authz", &headers, "").await;
+        assert_eq!(r.status, 403, "{headers:?}: {r:?}");
+        assert_eq!(hv(&r, "x-auth-error"), "bad_original_uri", "{headers:?}");
+    }
+    let r = request(
+        authz,
+        "GET",
+        "/_authz",
+        &[("x-original-uri", "/health")],
+        "",
+    )
+    .await;
+    assert_eq!(hv(&r, "x-auth-error"), "bad_original_method");
+    // Traefik answers the same 400 as the proxy would.
+    let (_env, authz) = env_with("traefik", "", "").await;
+    let r = request(authz, "GET", "/", &[("x-forwarded-method", "GET")], "").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error_description"], "bad_original_uri");
+}
+
+#[tokio::test]
+async fn ingress_nginx_sends_the_absolute_url() {
+    let (_env, authz) = env_with("nginx", "", "").await;
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let auth = format!("Bearer {t}");
+    let r = request(
+        authz,
+        "GET",
+        "/_authz",
+        &[
+            ("host", "sidecar-authz.svc"),
+            ("x-original-method", "GET"),
+            ("x-original-url", "https://app.example/weatherforecast?x=1"),
+            ("x-original-uri", "/weatherforecast?x=1"),
+            ("authorization", &auth),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(hv(&r, "x-auth-sub"), CLIENT);
+}
+
+#[tokio::test]
+async fn traefik_and_envoy_find_the_original_where_they_put_it() {
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let auth = format!("Bearer {t}");
+    let (_env, authz) = env_with("traefik", "", "").await;
+    let r = request(
+        authz,
+        "GET",
+        "/",
+        &[
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/weatherforecast"),
+            ("x-forwarded-host", "app.example"),
+            ("authorization", &auth),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!((r.status, hv(&r, "x-auth-sub")), (200, CLIENT.to_string()));
+    let r = request(
+        authz,
+        "GET",
+        "/",
+        &[
+            ("x-forwarded-method", "POST"),
+            ("x-forwarded-uri", "/weatherforecast"),
+            ("authorization", &auth),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 405, "traefik passes any status on: {r:?}");
+
+    let (_env, authz) = env_with("envoy", "path_prefix = \"/check\"", "").await;
+    let r = request(
+        authz,
+        "GET",
+        "/check/weatherforecast",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!((r.status, hv(&r, "x-auth-sub")), (200, CLIENT.to_string()));
+    let r = request(
+        authz,
+        "DELETE",
+        "/check/weatherforecast",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    let r = request(
+        authz,
+        "GET",
+        "/weatherforecast",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 400, "outside path_prefix");
+}
+
+#[tokio::test]
+async fn only_trusted_proxies_are_believed() {
+    let (env, authz) = env_with("nginx", "trusted_proxies = [\"10.0.0.0/8\"]", "").await;
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let r = nginx_check(authz, "GET", "/health", Some(&t)).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["error_description"], "untrusted_proxy");
+    let m = env.metrics().await;
+    assert!(m.contains("outcome=\"untrusted_proxy\""), "{m}");
+}
+
+#[tokio::test]
+async fn the_token_comes_only_from_the_configured_sources() {
+    let (_env, authz) = env_with("nginx", "", "").await;
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    // No [token] query: a token in the original query is not a token.
+    let r = nginx_check(
+        authz,
+        "GET",
+        &format!("/weatherforecast?access_token={t}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // With it, it is; and [token] header takes a bare token from a named header.
+    let (_env, authz) = env_with(
+        "nginx",
+        "",
+        "[token]\nquery = \"access_token\"\nheader = \"x-amzn-oidc-accesstoken\"\n",
+    )
+    .await;
+    let r = nginx_check(
+        authz,
+        "GET",
+        &format!("/weatherforecast?access_token={t}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(
+        authz,
+        "GET",
+        "/_authz",
+        &[
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/weatherforecast"),
+            ("x-amzn-oidc-accesstoken", &t),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Two sources that disagree: refused.
+    let other = sign(&access_claims("other"));
+    let r = nginx_check(
+        authz,
+        "GET",
+        &format!("/weatherforecast?access_token={other}"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(
+        (r.status, hv(&r, "x-auth-error")),
+        (403, "multiple_tokens".to_string())
+    );
+}

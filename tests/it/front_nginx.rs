@@ -1,0 +1,279 @@
+//! A real nginx (Debian's, installed by `./test.sh`) in front of a test upstream, asking the
+//! decision listener with `auth_request`, configured as the README's snippet says: the client
+//! meets nginx only; the upstream sees only what the sidecar allowed, as whom it said.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// The address nginx makes its decision requests from: the sidecar trusts only it, so a
+/// client on 127.0.0.1 cannot speak for an original request.
+const NGINX_AUTHZ_SOURCE: &str = "127.0.0.2";
+
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The README's nginx snippet, with the test's addresses.
+fn nginx_conf(dir: &std::path::Path, port: u16, authz: SocketAddr, upstream: &str) -> String {
+    let upstream = upstream.trim_start_matches("http://");
+    let d = dir.display();
+    format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+
+    location / {{
+      auth_request /_sidecar_authz;
+      # The identity the sidecar verified, from its answer ...
+      auth_request_set $auth_sub $upstream_http_x_auth_sub;
+      auth_request_set $auth_client_id $upstream_http_x_auth_client_id;
+      auth_request_set $auth_scope $upstream_http_x_auth_scope;
+      auth_request_set $auth_groups $upstream_http_x_auth_groups;
+      auth_request_set $auth_username $upstream_http_x_auth_username;
+      auth_request_set $auth_claims $upstream_http_x_auth_claims;
+      # ... replaces whatever the client sent (an empty value removes the header).
+      proxy_set_header X-Auth-Sub $auth_sub;
+      proxy_set_header X-Auth-Client-Id $auth_client_id;
+      proxy_set_header X-Auth-Scope $auth_scope;
+      proxy_set_header X-Auth-Groups $auth_groups;
+      proxy_set_header X-Auth-Username $auth_username;
+      proxy_set_header X-Auth-Claims $auth_claims;
+      # nginx would pass a client's underscore spellings on only with underscores_in_headers.
+      error_page 500 = @sidecar_unavailable;
+      proxy_pass http://{upstream};
+    }}
+
+    location @sidecar_unavailable {{
+      add_header Retry-After 5 always;
+      return 503;
+    }}
+
+    location = /_sidecar_authz {{
+      internal;
+      proxy_pass http://{authz};
+      proxy_bind {NGINX_AUTHZ_SOURCE};
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Forwarded-Host $host;
+      # The original request's X-Original-*/X-Forwarded-* are replaced above; nothing
+      # else of the client's decides.
+    }}
+  }}
+}}
+"#
+    )
+}
+
+async fn start_nginx(authz: SocketAddr, upstream: &str) -> Nginx {
+    assert!(
+        std::path::Path::new(NGINX).exists(),
+        "{NGINX} not found: ./test.sh installs Debian's nginx (apt-get install nginx)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::File::create(&conf)
+        .unwrap()
+        .write_all(nginx_conf(dir.path(), port, authz, upstream).as_bytes())
+        .unwrap();
+    let out = Command::new(NGINX)
+        .args(["-t", "-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nginx -t refuses the README's snippet:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    eventually(Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    Nginx {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+const ROUTES: &str = r#"
+[[routes]]
+path = "/health"
+auth = "public"
+[[routes]]
+path = "/api/**"
+scopes = ["dotnet-demo/dotnet"]
+[[routes]]
+path = "/admin/**"
+auth = "deny"
+"#;
+
+#[tokio::test]
+async fn nginx_auth_request_in_front_of_the_upstream() {
+    let env = Env::start(&format!(
+        "{ROUTES}\n[authz]\naddress = \"127.0.0.1:0\"\nprotocol = \"nginx\"\ntrusted_proxies = [\"{NGINX_AUTHZ_SOURCE}/32\"]\n"
+    ))
+    .await;
+    let authz = env.sidecar.authz_addr().unwrap();
+    let nginx = start_nginx(authz, &env.upstream.url()).await;
+    let good = sign(&access_claims("dotnet-demo/dotnet"));
+    let bearer = format!("Bearer {good}");
+
+    // No token: 401 with the sidecar's challenge, at the client.
+    let r = request(nginx.addr, "GET", "/api/items", &[], "").await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"cognito-sidecar\"")
+    );
+    assert_eq!(env.upstream.hits(), 0);
+
+    // A valid token: the upstream sees the verified identity, not the client's.
+    let r = request(
+        nginx.addr,
+        "GET",
+        "/api/items",
+        &[
+            ("authorization", &bearer),
+            ("x-auth-sub", "admin"),
+            ("x-auth-groups", "admins"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = identity_of(&env.upstream.last());
+    assert_eq!(id.get("x-auth-sub").map(String::as_str), Some(CLIENT));
+    assert_eq!(
+        id.get("x-auth-scope").map(String::as_str),
+        Some("dotnet-demo/dotnet")
+    );
+    assert!(!id.contains_key("x-auth-groups"), "{id:?}");
+
+    // A public route: forwarded, and a client's own identity headers never arrive.
+    let r = request(nginx.addr, "GET", "/health", &[("x-auth-sub", "admin")], "").await;
+    assert_eq!(r.status, 200);
+    assert!(identity_of(&env.upstream.last()).is_empty());
+    let hits = env.upstream.hits();
+
+    // Path tricks and a protected path hidden behind the query: refused, never forwarded.
+    for target in [
+        "/health/../admin/x",
+        "/api/..%2fadmin",
+        "/api%2Fitems",
+        "/api/items;x=1",
+        "/admin/x?/health",
+    ] {
+        let r = request(nginx.addr, "GET", target, &[("authorization", &bearer)], "").await;
+        assert!(
+            r.status == 403 || r.status == 400,
+            "{target}: {} {r:?}",
+            r.status
+        );
+    }
+    assert_eq!(
+        env.upstream.hits(),
+        hits,
+        "a refused request reached the upstream"
+    );
+
+    // A forged original request straight at the decision listener, from outside
+    // trusted_proxies: 403 untrusted_proxy.
+    let r = request(
+        authz,
+        "GET",
+        "/",
+        &[("x-original-method", "GET"), ("x-original-uri", "/health")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error_description"], "untrusted_proxy");
+}
+
+#[tokio::test]
+async fn keys_unavailable_behind_nginx_is_503_with_retry_after() {
+    // The JWKS never answers, so protected routes are 503 at the decision listener, which
+    // nginx's auth_request turns into 500; the snippet's error_page makes it 503 again.
+    let upstream = Upstream::start().await;
+    let closed = format!(
+        "http://127.0.0.1:{}/jwks.json",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let text = config_text(
+        &upstream.url(),
+        &closed,
+        &format!(
+            "{ROUTES}\n[authz]\naddress = \"127.0.0.1:0\"\ntrusted_proxies = [\"{NGINX_AUTHZ_SOURCE}/32\"]\n"
+        ),
+    );
+    let sidecar = cognito_sidecar::Sidecar::start(config(&text))
+        .await
+        .unwrap();
+    let nginx = start_nginx(sidecar.authz_addr().unwrap(), &upstream.url()).await;
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let r = request(
+        nginx.addr,
+        "GET",
+        "/api/items",
+        &[("authorization", &format!("Bearer {t}"))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(upstream.hits(), 0);
+}
