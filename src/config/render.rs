@@ -296,6 +296,9 @@ client_ids = ["c"]
 [token]
 cookie = "access_token"
 query = "access_token"
+header = "x-amzn-oidc-accesstoken"
+[authz]
+address = "127.0.0.1:8181"
 "#
         ));
         assert_every_schema_key_printed(&c);
