@@ -3,11 +3,13 @@
 //! access log line (target `cognito_sidecar::access`). Only `sub`, `client_id` and `jti` of
 //! a token are ever logged.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
 use crate::claims::Verified;
+use crate::decide::Seen;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::routes::Rule;
@@ -51,6 +53,71 @@ pub struct Finished<'a> {
     pub elapsed: Duration,
     pub verified: Option<&'a Verified>,
 }
+
+/// What is known of a request from its first moment: its id (kept from the client if sane,
+/// else made), its method and when it started.
+pub struct Start {
+    pub request_id: String,
+    pub method: Method,
+    pub at: Instant,
+}
+
+impl Start {
+    pub fn now<B>(req: &http::Request<B>) -> Start {
+        Start {
+            at: Instant::now(),
+            request_id: request_id(req.headers()),
+            method: req.method().clone(),
+        }
+    }
+}
+
+/// Keeps a sane client-sent `X-Request-Id`, or makes one.
+pub fn request_id(headers: &http::HeaderMap) -> String {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c))
+        {
+            // Checked ASCII above.
+            return String::from_utf8_lossy(b).into_owned();
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The end of every request on either listener: `X-Request-Id` on the answer (`method`:
+/// the original request's, for the decision listener), then the metrics and the log line.
+pub fn finish<B>(
+    state: &State,
+    metrics: &Metrics,
+    resp: &mut http::Response<B>,
+    start: &Start,
+    seen: &Seen<'_>,
+    outcome: Outcome,
+) {
+    if let Ok(v) = HeaderValue::from_str(&start.request_id) {
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    record(
+        state,
+        metrics,
+        &Finished {
+            request_id: &start.request_id,
+            method: &start.method,
+            path: seen.path.as_deref(),
+            rule: seen.rule,
+            status: resp.status().as_u16(),
+            outcome,
+            elapsed: start.at.elapsed(),
+            verified: seen.verified.as_deref(),
+        },
+    );
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Counts `f` and writes its log line.
 pub fn record(state: &State, metrics: &Metrics, f: &Finished<'_>) {

@@ -14,7 +14,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -22,16 +21,15 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::access::{self, Finished, Outcome};
+use crate::access::{self, Outcome, Start};
 use crate::config::{AuthzConfig, AuthzProtocol};
 use crate::decide::{decide, Ask, Seen};
 use crate::error::{BadRequest, ProxyError};
 use crate::metrics::Metrics;
-use crate::proxy::{request_id, Body, Conn};
+use crate::proxy::{Body, Conn};
 use crate::state::State;
 
 static X_AUTH_ERROR: HeaderName = HeaderName::from_static("x-auth-error");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
@@ -202,8 +200,7 @@ pub async fn handle(
     conn: Conn,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
-    let request_id = request_id(req.headers());
+    let mut start = Start::now(&req);
     let cfg = &state.config;
     let protocol = cfg.authz.protocol;
     let checked = if cfg.authz.trusts(conn.peer.ip()) {
@@ -216,9 +213,10 @@ pub async fn handle(
         Ok(o) => (Some(o), None),
         Err(e) => (None, Some(e)),
     };
-    let method = original
-        .as_ref()
-        .map_or_else(|| req.method().clone(), |o| o.method.clone());
+    if let Some(o) = &original {
+        start.method = o.method.clone();
+    }
+    let request_id = &start.request_id;
     let mut seen = Seen::default();
     let result = match (&original, refusal) {
         (_, Some(e)) => Err(e),
@@ -235,7 +233,7 @@ pub async fn handle(
                 query: o.target.query(),
                 websocket: false,
                 preflight,
-                request_id: &request_id,
+                request_id,
             };
             decide(&state, ask, &mut seen).await
         }
@@ -258,7 +256,7 @@ pub async fn handle(
         }
         Err(e) => {
             let outcome = Outcome::refused(&e);
-            let mut r = e.to_response(&request_id).map(Either::Right);
+            let mut r = e.to_response(request_id).map(Either::Right);
             if protocol == AuthzProtocol::Nginx
                 && matches!(
                     r.status(),
@@ -273,23 +271,7 @@ pub async fn handle(
             (r, outcome)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
-    access::record(
-        &state,
-        &metrics,
-        &Finished {
-            request_id: &request_id,
-            method: &method,
-            path: seen.path.as_deref(),
-            rule: seen.rule,
-            status: resp.status().as_u16(),
-            outcome,
-            elapsed: started.elapsed(),
-            verified: seen.verified.as_deref(),
-        },
-    );
+    access::finish(&state, &metrics, &mut resp, &start, &seen, outcome);
     Ok(resp)
 }
 

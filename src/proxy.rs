@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -20,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::access::{self, Finished, Outcome};
+use crate::access::{self, Outcome, Start};
 use crate::bearer::{self, Source};
 use crate::claims::Verified;
 use crate::decide::{decide, Ask, Seen};
@@ -49,13 +48,12 @@ pub async fn handle(
     conn: Conn,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
-    let request_id = request_id(req.headers());
-    let method = req.method().clone();
+    let start = Start::now(&req);
+    let request_id = &start.request_id;
     // A cheap clone (shared bytes); the normalised path may borrow from it.
     let uri = req.uri().clone();
     let mut seen = Seen::default();
-    let result = pipeline(&state, &metrics, conn, req, &uri, &request_id, &mut seen).await;
+    let result = pipeline(&state, &metrics, conn, req, &uri, request_id, &mut seen).await;
     let (mut resp, outcome) = match result {
         Ok(r) => (r, Outcome::Forwarded),
         Err(e) => {
@@ -63,43 +61,11 @@ pub async fn handle(
                 tracing::warn!(request_id = %request_id, error = %source, "upstream request failed");
             }
             let outcome = Outcome::refused(&e);
-            (e.to_response(&request_id).map(Either::Right), outcome)
+            (e.to_response(request_id).map(Either::Right), outcome)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
-    access::record(
-        &state,
-        &metrics,
-        &Finished {
-            request_id: &request_id,
-            method: &method,
-            path: seen.path.as_deref(),
-            rule: seen.rule,
-            status: resp.status().as_u16(),
-            outcome,
-            elapsed: started.elapsed(),
-            verified: seen.verified.as_deref(),
-        },
-    );
+    access::finish(&state, &metrics, &mut resp, &start, &seen, outcome);
     Ok(resp)
-}
-
-/// Keeps a sane client-sent `X-Request-Id`, or makes one.
-pub(crate) fn request_id(headers: &http::HeaderMap) -> String {
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c))
-        {
-            // Checked ASCII above.
-            return String::from_utf8_lossy(b).into_owned();
-        }
-    }
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, more than one, or one that is not a
@@ -356,6 +322,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_only_when_sane() {
+        use crate::access::request_id;
         let mut h = http::HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&h), "abc-123");
