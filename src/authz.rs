@@ -93,13 +93,15 @@ pub fn absolute_url(s: &str) -> Option<(http::uri::PathAndQuery, String)> {
         return None;
     }
     let authority = uri.authority()?;
-    if authority.as_str().contains('@') {
+    // No credentials, no empty host or port (`https://s://h/a` parses with authority `s:`).
+    if authority.as_str().contains('@')
+        || authority.host().is_empty()
+        || authority.as_str().ends_with(':')
+    {
         return None;
     }
-    let pq = uri.path_and_query()?.clone();
-    if !pq.as_str().starts_with('/') {
-        return None;
-    }
+    // The same origin-form rules as a bare target (the fuzzer found `//h/a` here).
+    let pq = origin_form(uri.path_and_query()?.as_str())?;
     Some((pq, authority.to_string()))
 }
 
