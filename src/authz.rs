@@ -30,6 +30,10 @@ use crate::proxy::{Body, Conn};
 use crate::state::State;
 
 static X_AUTH_ERROR: HeaderName = HeaderName::from_static("x-auth-error");
+/// Envoy's HTTP `ext_authz`: the headers an allowed answer asks it to remove from the
+/// upstream request (the gRPC `headers_to_remove`).
+static X_ENVOY_AUTH_HEADERS_TO_REMOVE: HeaderName =
+    HeaderName::from_static("x-envoy-auth-headers-to-remove");
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
@@ -254,6 +258,9 @@ pub async fn handle(
             if let (Some(name), Some(value)) = (&cfg.forward.claims_header, allowed.claims_value) {
                 h.insert(name.clone(), value);
             }
+            if protocol == AuthzProtocol::Envoy {
+                envoy_headers_to_remove(&state, h);
+            }
             (r, Outcome::Allowed)
         }
         Err(e) => {
@@ -275,6 +282,29 @@ pub async fn handle(
     };
     access::finish(&state, &metrics, &mut resp, &start, &seen, outcome);
     Ok(resp)
+}
+
+/// For Envoy: every identity header this answer does not set (the set ones overwrite the
+/// client's through `allowed_upstream_headers`), and the `[token] header` source, go in
+/// `x-envoy-auth-headers-to-remove`, so that no client copy reaches the upstream.
+fn envoy_headers_to_remove(state: &State, h: &mut HeaderMap) {
+    let cfg = &state.config;
+    let names = cfg
+        .forward
+        .headers
+        .iter()
+        .map(|(name, _)| name)
+        .chain(cfg.forward.claims_header.iter())
+        .filter(|name| !h.contains_key(*name))
+        .chain(cfg.token.header.iter())
+        .map(HeaderName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = HeaderValue::from_str(&names) {
+        if !names.is_empty() {
+            h.insert(X_ENVOY_AUTH_HEADERS_TO_REMOVE.clone(), v);
+        }
+    }
 }
 
 #[cfg(test)]
