@@ -72,6 +72,12 @@ pub async fn decide<'a>(
         Lookup::MethodNotAllowed(allow) => return Err(ProxyError::MethodNotAllowed { allow }),
     };
     seen.rule = Some(rule);
+    // Two Authorization headers are refused on every route, public ones too: the upstream
+    // must never have to choose between two credentials (RFC 6750 §3.1: one method, once).
+    let mut auth = ask.headers.get_all(http::header::AUTHORIZATION).iter();
+    if auth.next().is_some() && auth.next().is_some() {
+        return Err(ProxyError::BadRequest(BadRequest::AuthorizationDuplicated));
+    }
     let mut allowed = Allowed {
         claims_value: None,
         token_source: None,

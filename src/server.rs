@@ -33,6 +33,8 @@ pub struct Sidecar {
     admin_addr: Option<SocketAddr>,
     authz_addr: Option<SocketAddr>,
     cancel: CancellationToken,
+    /// The admin listener outlives the drain, so probes see `/readyz` 503 meanwhile.
+    admin_cancel: CancellationToken,
     proxy_task: tokio::task::JoinHandle<()>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     authz_task: Option<tokio::task::JoinHandle<()>>,
@@ -107,8 +109,14 @@ impl Sidecar {
             cancel.clone(),
             Role::Proxy,
         ));
-        let admin_task = admin_listener
-            .map(|l| tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), cancel.clone())));
+        let admin_cancel = CancellationToken::new();
+        let admin_task = admin_listener.map(|l| {
+            tokio::spawn(crate::admin::serve(
+                l,
+                Arc::clone(&shared),
+                admin_cancel.clone(),
+            ))
+        });
         tracing::info!(%addr, admin = ?admin_addr, authz = ?authz_addr, "cognito-sidecar listening");
         Ok(Sidecar {
             shared,
@@ -116,6 +124,7 @@ impl Sidecar {
             admin_addr,
             authz_addr,
             cancel,
+            admin_cancel,
             proxy_task,
             admin_task,
             authz_task,
@@ -165,15 +174,17 @@ impl Sidecar {
     }
 
     /// Stops accepting, lets in-flight requests finish within `listener.drain_timeout`,
-    /// then stops the key refreshers.
+    /// then stops the admin listener (which answers `/readyz` 503 until then) and the key
+    /// refreshers.
     pub async fn shutdown(self) {
         self.shared.start_draining();
         self.cancel.cancel();
         let _ = self.proxy_task.await;
-        if let Some(t) = self.admin_task {
+        if let Some(t) = self.authz_task {
             let _ = t.await;
         }
-        if let Some(t) = self.authz_task {
+        self.admin_cancel.cancel();
+        if let Some(t) = self.admin_task {
             let _ = t.await;
         }
         self.shared.stop_key_stores();

@@ -1013,6 +1013,13 @@ async fn sigint_drains_with_readyz_503_and_stops_accepting() {
         (503, "draining\n".to_string()),
         "/readyz while draining"
     );
+    // ... and on a new connection, as a Kubernetes or ECS probe opens one.
+    let r = get(admin, "/readyz").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "draining\n"),
+        "new probe while draining"
+    );
     // ... and no new connections on the proxy listener, while a request is in flight.
     eventually(Duration::from_secs(5), || async move {
         tokio::net::TcpStream::connect(addr).await.is_err()

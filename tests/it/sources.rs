@@ -176,6 +176,33 @@ async fn two_values_in_one_source_are_two_tokens() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_refused_on_public_routes_too() {
+    let env = Env::start(CONFIG).await;
+    let t = token_for("alice");
+    let a = format!("Bearer {t}");
+    for path in ["/public/page", "/api/x"] {
+        let r = request(
+            env.addr(),
+            "GET",
+            path,
+            &[
+                ("authorization", &a),
+                ("authorization", "Basic dXNlcjpwdw=="),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+        assert_eq!(
+            r.json()["error_description"],
+            "authorization_duplicated",
+            "{path}"
+        );
+    }
+    assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
 async fn the_token_cookie_reaches_the_upstream_only_when_it_was_verified() {
     let env = Env::start(CONFIG).await;
     let alice = token_for("alice");
