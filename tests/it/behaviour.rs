@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -749,97 +748,6 @@ audiences = ["api://orders"]
 
 // === R20: SIGHUP with a file that parses but fails validation ===
 
-const BIN: &str = env!("CARGO_BIN_EXE_cognito-sidecar");
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The binary, run with a config file; killed when dropped.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Proc {
-    fn spawn(file: &Path, addr: SocketAddr, admin: SocketAddr) -> Proc {
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(file)
-            .env_remove("SIDECAR_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cognito-sidecar");
-        Proc { child, addr, admin }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn hup(&self) {
-        self.signal("-HUP");
-    }
-
-    async fn wait_ready(&self) {
-        let admin = self.admin;
-        eventually(Duration::from_secs(15), || async move {
-            try_request(admin, "GET", "/readyz", &[], "")
-                .await
-                .is_ok_and(|r| r.status == 200)
-        })
-        .await;
-    }
-
-    /// Waits (bounded) for the exit, then the exit code and everything written to stdout
-    /// and stderr.
-    fn wait(mut self) -> (Option<i32>, String) {
-        use std::io::Read;
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "cognito-sidecar did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        (status.code(), out)
-    }
-
-    /// SIGTERM, then [`Proc::wait`].
-    fn stop(self) -> (Option<i32>, String) {
-        self.signal("-TERM");
-        self.wait()
-    }
-}
-
 /// The config text for the binary: [`config_text`] on two free loopback ports, passed
 /// through `edit`; returns it with the two addresses.
 fn binary_config(
@@ -848,17 +756,11 @@ fn binary_config(
     routes: &str,
     edit: impl FnOnce(String) -> String,
 ) -> (String, SocketAddr, SocketAddr) {
-    let (addr, admin) = (free_port(), free_port());
+    let (addr, admin) = (free_addr(), free_addr());
     let text = config_text(upstream, jwks, routes)
         .replacen("127.0.0.1:0", &addr.to_string(), 1)
         .replacen("127.0.0.1:0", &admin.to_string(), 1);
     (edit(text), addr, admin)
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 fn write(file: &Path, text: &str) {
@@ -1563,7 +1465,7 @@ async fn sighup_applies_new_headers_issuers_and_upstream_but_keeps_the_listener(
 
     // The new file: other headers, the first issuer narrowed to client-b, a second issuer,
     // another upstream, and another listener address (which needs a restart).
-    let moved = free_port();
+    let moved = free_addr();
     let new_text = text
         .replace(&old_up.url(), &new_up.url())
         .replace(&addr.to_string(), &moved.to_string())

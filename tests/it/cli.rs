@@ -1,123 +1,22 @@
 //! The binary as users run it: `check` exit codes and messages, SIGTERM drain, SIGHUP
 //! reload (good and bad), and flat memory while streaming a large body.
 
-use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cognito-sidecar");
-
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Proc {
-    fn spawn(config_file: &Path) -> Proc {
-        let text = std::fs::read_to_string(config_file).unwrap();
-        let addr = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("address = \"")
-                    .map(|a| a.trim_end_matches('"').parse().unwrap())
-            })
-            .unwrap();
-        let admin = text
-            .lines()
-            .filter_map(|l| {
-                l.strip_prefix("address = \"")
-                    .map(|a| a.trim_end_matches('"').parse().unwrap())
-            })
-            .nth(1)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config_file)
-            .env_remove("SIDECAR_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cognito-sidecar");
-        Proc { child, addr, admin }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    async fn wait_ready(&self) {
-        let admin = self.admin;
-        eventually(Duration::from_secs(15), || async move {
-            try_request(admin, "GET", "/readyz", &[], "")
-                .await
-                .is_ok_and(|r| r.status == 200)
-        })
-        .await;
-    }
-
-    fn rss_peak_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-
-    /// Waits for exit (bounded) and returns (exit code, stdout).
-    fn finish(mut self) -> (Option<i32>, String) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut out = String::new();
-                self.child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
-                return (status.code(), out);
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("cognito-sidecar did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 fn write_config(dir: &Path, upstream: &str, jwks: &str, routes: &str) -> std::path::PathBuf {
     let text = config_text(upstream, jwks, routes)
         .replacen(
             "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_port()),
+            &format!("address = \"{}\"", free_addr()),
             1,
         )
         .replacen(
             "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_port()),
+            &format!("address = \"{}\"", free_addr()),
             1,
         );
     let path = dir.join("config.toml");
@@ -215,7 +114,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         &jwks.url(),
         "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
     );
-    let p = Proc::spawn(&file);
+    let p = Proc::spawn_file(&file);
     p.wait_ready().await;
     let addr = p.addr;
     let inflight = tokio::spawn(async move { get(addr, "/hold").await });
@@ -233,9 +132,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     upstream.release();
     let r = inflight.await.unwrap();
     assert_eq!(r.status, 200);
-    let (code, out) = tokio::task::spawn_blocking(move || p.finish())
-        .await
-        .unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || p.wait()).await.unwrap();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("SIGTERM"), "{out}");
 }
@@ -251,7 +148,7 @@ async fn sighup_reloads_and_refuses_a_bad_file() {
         &jwks.url(),
         "[[routes]]\npath = \"/open\"\nauth = \"public\"\n",
     );
-    let p = Proc::spawn(&file);
+    let p = Proc::spawn_file(&file);
     p.wait_ready().await;
     assert_eq!(get(p.addr, "/open").await.status, 200);
 
@@ -280,9 +177,7 @@ async fn sighup_reloads_and_refuses_a_bad_file() {
         "old config keeps serving"
     );
     p.signal("-TERM");
-    let (code, out) = tokio::task::spawn_blocking(move || p.finish())
-        .await
-        .unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || p.wait()).await.unwrap();
     assert_eq!(code, Some(0));
     assert!(out.contains("config reloaded"), "{out}");
     assert!(out.contains("reload refused"), "{out}");
@@ -299,7 +194,7 @@ async fn a_large_download_streams_with_flat_memory() {
         &jwks.url(),
         "[[routes]]\npath = \"/**\"\nauth = \"public\"\n",
     );
-    let p = Proc::spawn(&file);
+    let p = Proc::spawn_file(&file);
     p.wait_ready().await;
     let idle = p.rss_peak_kib();
     upstream.release();

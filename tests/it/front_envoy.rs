@@ -37,14 +37,6 @@ fn envoy_binary() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The README's Envoy snippet (HTTP `ext_authz`), with the test's addresses.
 fn envoy_yaml(port: u16, admin: u16, authz: SocketAddr, upstream: SocketAddr) -> String {
     format!(

@@ -65,11 +65,6 @@ fn moto_command() -> Command {
     }
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 impl Moto {
     /// Starts moto and waits (polling, bounded) until it answers HTTP.
     async fn start() -> Moto {

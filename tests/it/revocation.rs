@@ -318,15 +318,6 @@ async fn an_unreachable_pool_is_503_by_default_and_forwarded_when_allowed() {
     );
 }
 
-/// A free port on 127.0.0.1 (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn the_deny_list_refuses_at_once_and_follows_its_file() {
     let dir = tempfile::tempdir().unwrap();

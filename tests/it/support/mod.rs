@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+mod binary;
+pub use binary::*;
+
 pub const POOL: &str = "local-1_TestPool";
 pub const ISS: &str = "https://cognito-idp.local-1.amazonaws.com/local-1_TestPool";
 pub const CLIENT: &str = "client-a";
