@@ -11,6 +11,7 @@ mod demo;
 mod demo_issuer;
 mod deploy;
 mod forward;
+mod front;
 mod front_envoy;
 mod front_nginx;
 mod hardening;
