@@ -166,36 +166,16 @@ async fn every_rejection_reason() {
 
 #[tokio::test]
 async fn wrong_audience_for_oidc_issuers() {
-    let jwks = Jwks::start(&[&KEY_A]).await;
-    let upstream = Upstream::start().await;
-    let text = format!(
-        r#"
-[listener]
-address = "127.0.0.1:0"
-[admin]
-address = "127.0.0.1:0"
-[upstream]
-url = "{}"
-[[issuers]]
-name = "oidc"
-issuer = "https://login.example.com"
-jwks_url = "{}"
-token_use = ["any"]
-audiences = ["api://orders"]
-"#,
-        upstream.url(),
-        jwks.url()
-    );
-    let sidecar = start_ready(&text).await;
+    let env = oidc_env().await;
     let claims =
         |aud: Value| json!({"iss":"https://login.example.com","sub":"u1","aud":aud,"exp":now()+60});
-    let addr = sidecar.local_addr();
+    let addr = env.addr();
     let r = call(addr, "/x", &sign(&claims(json!(["api://orders", "x"])))).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = call(addr, "/x", &sign(&claims(json!("api://billing")))).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.reason(), "wrong_audience");
-    assert_eq!(upstream.hits(), 1);
+    assert_eq!(env.upstream.hits(), 1);
 }
 
 #[tokio::test]

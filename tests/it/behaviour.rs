@@ -701,31 +701,7 @@ async fn forbidden_challenge_names_every_needed_scope_and_only_scopes() {
 
 #[tokio::test]
 async fn wrong_audience_is_a_full_invalid_token_challenge() {
-    let jwks = Jwks::start(&[&KEY_A]).await;
-    let upstream = Upstream::start().await;
-    let text = format!(
-        r#"
-[listener]
-address = "127.0.0.1:0"
-[admin]
-address = "127.0.0.1:0"
-[upstream]
-url = "{}"
-[[issuers]]
-name = "oidc"
-issuer = "https://login.example.com"
-jwks_url = "{}"
-token_use = ["any"]
-audiences = ["api://orders"]
-"#,
-        upstream.url(),
-        jwks.url()
-    );
-    let env = Env {
-        sidecar: start_ready(&text).await,
-        jwks,
-        upstream,
-    };
+    let env = oidc_env().await;
     let claims = |aud: Value| json!({"iss": "https://login.example.com", "sub": "u1", "aud": aud, "exp": now() + 60});
     for aud in [
         json!("api://billing"),

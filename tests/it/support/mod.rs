@@ -511,6 +511,36 @@ impl Env {
     }
 }
 
+/// An OIDC (non-Cognito) issuer `https://login.example.com` whose tokens need
+/// `aud = api://orders`, JWKS (KEY_A), upstream and sidecar started and ready.
+pub async fn oidc_env() -> Env {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let upstream = Upstream::start().await;
+    let text = format!(
+        r#"
+[listener]
+address = "127.0.0.1:0"
+[admin]
+address = "127.0.0.1:0"
+[upstream]
+url = "{}"
+[[issuers]]
+name = "oidc"
+issuer = "https://login.example.com"
+jwks_url = "{}"
+token_use = ["any"]
+audiences = ["api://orders"]
+"#,
+        upstream.url(),
+        jwks.url()
+    );
+    Env {
+        sidecar: start_ready(&text).await,
+        jwks,
+        upstream,
+    }
+}
+
 /// Polls `cond` until it is true or `limit` passes (then panics).
 pub async fn eventually<F, Fut>(limit: Duration, mut cond: F)
 where
