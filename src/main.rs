@@ -92,7 +92,7 @@ enum TokenFlow {
         domain: String,
         #[arg(long)]
         client_id: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client_secret: String,
         /// Space-separated scopes (default: all the client may have).
         #[arg(long)]
@@ -109,9 +109,9 @@ enum TokenFlow {
         client_id: String,
         #[arg(long)]
         username: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         password: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client_secret: Option<String>,
         /// Print the ID token instead of the access token.
         #[arg(long, conflicts_with = "json")]
@@ -125,19 +125,19 @@ enum TokenFlow {
         /// The user pool's domain, e.g. https://mypool.auth.eu-west-1.amazoncognito.com.
         #[arg(long)]
         domain: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         refresh_token: String,
         #[arg(long)]
         client_id: String,
         /// The app client's secret, if it has one (sent with HTTP Basic).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client_secret: Option<String>,
     },
     /// GlobalSignOut: revoke every token issued to the user of an access token.
     SignOut {
         #[command(flatten)]
         idp: IdpEndpoint,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         access_token: String,
     },
 }
