@@ -1,6 +1,7 @@
 //! The decision listener (`[authz] address`): front proxies that already carry the traffic
 //! (nginx `auth_request`, ingress-nginx `auth-url`, Traefik `forwardAuth`, Envoy / Istio
-//! `ext_authz` over HTTP) ask it "may this request pass, and as whom?". It never proxies.
+//! `ext_authz` over HTTP, and Envoy's gRPC `Check` through `authz_grpc.rs`) ask it "may
+//! this request pass, and as whom?". It never proxies.
 //!
 //! For each check request: the peer must be in `trusted_proxies` (else 403
 //! `untrusted_proxy`, nothing evaluated); the *original* method, path and host are read where
@@ -17,38 +18,28 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::access::{self, Outcome, Start};
+use crate::access::Start;
+use crate::check::{self, bad_method, bad_uri, Form};
+pub use crate::check::{origin_form, Original};
 use crate::config::{AuthzConfig, AuthzProtocol};
-use crate::decide::{decide, Ask, Seen};
 use crate::error::{BadRequest, ProxyError};
 use crate::metrics::Metrics;
-use crate::proxy::{Body, Conn};
+use crate::proxy::Conn;
 use crate::state::State;
 
-static X_AUTH_ERROR: HeaderName = HeaderName::from_static("x-auth-error");
-/// Envoy's HTTP `ext_authz`: the headers an allowed answer asks it to remove from the
-/// upstream request (the gRPC `headers_to_remove`).
-static X_ENVOY_AUTH_HEADERS_TO_REMOVE: HeaderName =
-    HeaderName::from_static("x-envoy-auth-headers-to-remove");
+/// A check request's answer: an HTTP front proxy's, or a gRPC `Check`'s.
+pub type AuthzBody = Either<Full<Bytes>, tonic::body::Body>;
+
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// The request the front proxy is asking about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    pub method: Method,
-    /// Origin-form: the path and the query, never a fragment.
-    pub target: http::uri::PathAndQuery,
-    pub host: Option<String>,
-}
 
 /// The one value of header `name`: `None` when absent, an error when there are two.
 fn one<'h>(h: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h HeaderValue>, ()> {
@@ -62,29 +53,7 @@ fn one<'h>(h: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h HeaderValue
 fn method_from(h: &HeaderMap, name: &HeaderName) -> Result<Method, ProxyError> {
     let bad = ProxyError::BadRequest(BadRequest::BadOriginalMethod);
     let v = one(h, name).map_err(|_| bad_method())?.ok_or(bad)?;
-    let m = Method::from_bytes(v.as_bytes()).map_err(|_| bad_method())?;
-    if m == Method::CONNECT {
-        return Err(bad_method());
-    }
-    Ok(m)
-}
-
-fn bad_method() -> ProxyError {
-    ProxyError::BadRequest(BadRequest::BadOriginalMethod)
-}
-
-fn bad_uri() -> ProxyError {
-    ProxyError::BadRequest(BadRequest::BadOriginalUri)
-}
-
-/// An origin-form request target (`/path?query`): no `*`, no authority form, no relative
-/// path, no fragment, nothing `http` would not send.
-pub fn origin_form(s: &str) -> Option<http::uri::PathAndQuery> {
-    if !s.starts_with('/') || s.starts_with("//") || s.contains('#') {
-        return None;
-    }
-    let pq: http::uri::PathAndQuery = s.parse().ok()?;
-    (pq.as_str() == s).then_some(pq)
+    check::method(v.as_bytes())
 }
 
 /// An absolute `http(s)` URL: its origin-form target and its host.
@@ -199,112 +168,33 @@ pub fn original<B>(cfg: &AuthzConfig, req: &Request<B>) -> Result<Original, Prox
     }
 }
 
-/// Answers one check request. Never fails: errors become answers.
+/// Answers one check request: Envoy's gRPC `Check` (`authz_grpc.rs`), or an HTTP check
+/// request of `[authz] protocol`. Never fails: errors become answers.
 pub async fn handle(
     state: Arc<State>,
     metrics: Arc<Metrics>,
     conn: Conn,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<AuthzBody>, Infallible> {
+    if crate::authz_grpc::is_check(&req) {
+        let resp = crate::authz_grpc::serve(state, metrics, conn, req).await;
+        return Ok(resp.map(Either::Right));
+    }
     let mut start = Start::now(&req);
     let cfg = &state.config;
-    let protocol = cfg.authz.protocol;
-    let checked = if cfg.authz.trusts(conn.peer.ip()) {
+    let original = if cfg.authz.trusts(conn.peer.ip()) {
         original(&cfg.authz, &req)
     } else {
         tracing::warn!(peer = %conn.peer, "decision request from a peer outside [authz] trusted_proxies");
         Err(ProxyError::UntrustedProxy)
     };
-    let (original, refusal) = match checked {
-        Ok(o) => (Some(o), None),
-        Err(e) => (None, Some(e)),
+    let form = match cfg.authz.protocol {
+        AuthzProtocol::Nginx => Form::Nginx,
+        AuthzProtocol::Traefik => Form::Traefik,
+        AuthzProtocol::Envoy => Form::EnvoyHttp,
     };
-    if let Some(o) = &original {
-        start.method = o.method.clone();
-    }
-    let request_id = &start.request_id;
-    let mut seen = Seen::default();
-    let result = match (&original, refusal) {
-        (_, Some(e)) => Err(e),
-        (Some(o), None) => {
-            let h = req.headers();
-            let preflight = cfg.default.preflight_forward
-                && o.method == Method::OPTIONS
-                && h.contains_key(header::ORIGIN)
-                && h.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-            let ask = Ask {
-                method: &o.method,
-                path: o.target.path(),
-                headers: h,
-                query: o.target.query(),
-                websocket: false,
-                preflight,
-                request_id,
-            };
-            decide(&state, ask, &mut seen).await
-        }
-        // One of the two is always set.
-        (None, None) => Err(ProxyError::UntrustedProxy),
-    };
-    let (mut resp, outcome) = match result {
-        Ok(allowed) => {
-            let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
-            let h = r.headers_mut();
-            if let Some(v) = seen.verified.as_deref() {
-                for (name, value) in &v.headers {
-                    h.insert(name.clone(), value.clone());
-                }
-            }
-            if let (Some(name), Some(value)) = (&cfg.forward.claims_header, allowed.claims_value) {
-                h.insert(name.clone(), value);
-            }
-            if protocol == AuthzProtocol::Envoy {
-                envoy_headers_to_remove(&state, h);
-            }
-            (r, Outcome::Allowed)
-        }
-        Err(e) => {
-            let outcome = Outcome::refused(&e);
-            let mut r = e.to_response(request_id).map(Either::Right);
-            if protocol == AuthzProtocol::Nginx
-                && matches!(
-                    r.status(),
-                    StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
-                )
-            {
-                // nginx's auth_request passes only 401 and 403 on.
-                *r.status_mut() = StatusCode::FORBIDDEN;
-                r.headers_mut()
-                    .insert(X_AUTH_ERROR.clone(), HeaderValue::from_static(e.reason()));
-            }
-            (r, outcome)
-        }
-    };
-    access::finish(&state, &metrics, &mut resp, &start, &seen, outcome);
-    Ok(resp)
-}
-
-/// For Envoy: every identity header this answer does not set (the set ones overwrite the
-/// client's through `allowed_upstream_headers`), and the `[token] header` source, go in
-/// `x-envoy-auth-headers-to-remove`, so that no client copy reaches the upstream.
-fn envoy_headers_to_remove(state: &State, h: &mut HeaderMap) {
-    let cfg = &state.config;
-    let names = cfg
-        .forward
-        .headers
-        .iter()
-        .map(|(name, _)| name)
-        .chain(cfg.forward.claims_header.iter())
-        .filter(|name| !h.contains_key(*name))
-        .chain(cfg.token.header.iter())
-        .map(HeaderName::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(v) = HeaderValue::from_str(&names) {
-        if !names.is_empty() {
-            h.insert(X_ENVOY_AUTH_HEADERS_TO_REMOVE.clone(), v);
-        }
-    }
+    let resp = check::answer(&state, &metrics, &mut start, original, req.headers(), form).await;
+    Ok(resp.map(Either::Left))
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ pub enum BadRequest {
     BadOriginalUri,
     /// Decision listener: the original method header is absent, doubled or not a method.
     BadOriginalMethod,
+    /// Decision listener: a gRPC `Check` without the original request, or with a header
+    /// HTTP would not carry.
+    BadCheckRequest,
 }
 
 impl BadRequest {
@@ -45,6 +48,7 @@ impl BadRequest {
             BadRequest::BadTarget => "bad_target",
             BadRequest::BadOriginalUri => "bad_original_uri",
             BadRequest::BadOriginalMethod => "bad_original_method",
+            BadRequest::BadCheckRequest => "bad_check_request",
         }
     }
 

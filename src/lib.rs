@@ -11,7 +11,9 @@
 pub mod access;
 pub mod admin;
 pub mod authz;
+pub mod authz_grpc;
 pub mod bearer;
+pub mod check;
 pub mod claims;
 pub mod config;
 pub mod decide;

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures_util::future::Either as FutureEither;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -356,20 +355,29 @@ async fn serve<S>(
         pos: 0,
         inner: stream,
     };
-    let shared2 = Arc::clone(shared);
-    let svc = hyper::service::service_fn(move |req| {
-        let state = shared2.state.load_full();
-        let metrics = Arc::clone(&shared2.metrics);
-        match role {
-            Role::Proxy => FutureEither::Left(proxy::handle(state, metrics, conn, req)),
-            // Boxed: the decision listener's future must not size the proxy's.
-            Role::Authz => {
-                FutureEither::Right(Box::pin(crate::authz::handle(state, metrics, conn, req)))
-            }
+    let io = TokioIo::new(stream);
+    let shared = Arc::clone(shared);
+    let served = match role {
+        Role::Proxy => {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = shared.state.load_full();
+                let metrics = Arc::clone(&shared.metrics);
+                proxy::handle(state, metrics, conn, req)
+            });
+            let fut = builder.serve_connection_with_upgrades(io, svc);
+            watcher.watch(fut.into_owned()).await
         }
-    });
-    let fut = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-    if let Err(e) = watcher.watch(fut.into_owned()).await {
+        Role::Authz => {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = shared.state.load_full();
+                let metrics = Arc::clone(&shared.metrics);
+                crate::authz::handle(state, metrics, conn, req)
+            });
+            let fut = builder.serve_connection(io, svc);
+            watcher.watch(fut.into_owned()).await
+        }
+    };
+    if let Err(e) = served {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }
 }

@@ -9,6 +9,9 @@ use super::problems::Problems;
 use super::raw::RawAuthz;
 use super::types::AuthzProtocol;
 
+/// The path of Envoy's gRPC `Check` method, which the decision listener also answers.
+pub const GRPC_CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
 pub(super) fn validate_authz(
     p: &mut Problems,
     raw: &RawAuthz,
@@ -51,6 +54,17 @@ pub(super) fn validate_authz(
         p.push(
             "authz.path_prefix",
             "applies to protocol = \"envoy\" (nginx and Traefik send the original URI in a header)",
+        );
+    }
+    if protocol == AuthzProtocol::Envoy && GRPC_CHECK_PATH.starts_with(path_prefix.as_str()) {
+        p.push(
+            "authz.path_prefix",
+            format!(
+                "must be set with protocol = \"envoy\" (e.g. \"/check\", the same as Envoy's \
+                 http_service path_prefix) and not begin {GRPC_CHECK_PATH}: Envoy's HTTP \
+                 service appends the client's path to it, and the client's path must not be \
+                 able to reach the gRPC Check method on the same listener"
+            ),
         );
     }
     AuthzConfig {

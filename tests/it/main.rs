@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod authz;
+mod authz_grpc;
 mod behaviour;
 mod cli;
 mod cognito;
