@@ -346,6 +346,7 @@ mod tests {
             websocket_protocol: true,
             max_bytes: 8192,
             cache_entries: 0,
+            alb_data: false,
         };
         remove_from_headers(&cfg, true, &mut h);
         assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "chat");
