@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alb;
 pub mod authz;
 pub mod bearer;
 pub mod claims;
