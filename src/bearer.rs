@@ -4,7 +4,8 @@
 //! query parameter (§2.3; removed from the forwarded query and redacted in logs), a named
 //! header holding the bare token (an ALB's `x-amzn-oidc-accesstoken`; removed before
 //! forwarding) or the WebSocket subprotocol `bearer, <jwt>` on upgrade requests (removed from
-//! the forwarded offer). What the token is worth is `verify.rs`'s question.
+//! the forwarded offer); with an ALB issuer, an ALB's `x-amzn-oidc-data` (forwarded only as
+//! the token that was verified: `proxy.rs`). What the token is worth is `verify.rs`'s question.
 
 use std::borrow::Cow;
 
@@ -23,6 +24,8 @@ pub enum Source {
     /// `[token] header`.
     Named,
     WebSocket,
+    /// `x-amzn-oidc-data`, with an ALB issuer configured: verified by ALB issuers only.
+    AlbData,
 }
 
 /// RFC 6750 §2.1 b64token: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"` then `=`*.
@@ -102,6 +105,17 @@ pub fn extract<'a>(
                 .trim();
             if !t.is_empty() {
                 found.offer(Cow::Borrowed(t), Source::Named)?;
+            }
+        }
+    }
+    if cfg.alb_data {
+        for v in headers.get_all(crate::alb::X_AMZN_OIDC_DATA) {
+            let t = v
+                .to_str()
+                .map_err(|_| ProxyError::Auth(AuthError::Malformed))?
+                .trim();
+            if !t.is_empty() {
+                found.offer(Cow::Borrowed(t), Source::AlbData)?;
             }
         }
     }
@@ -346,6 +360,7 @@ mod tests {
             websocket_protocol: true,
             max_bytes: 8192,
             cache_entries: 0,
+            alb_data: false,
         };
         remove_from_headers(&cfg, true, &mut h);
         assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "chat");

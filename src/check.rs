@@ -12,6 +12,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::access::{self, Outcome, Start};
+use crate::bearer::Source;
 use crate::decide::{decide, Ask, Seen};
 use crate::error::{BadRequest, ProxyError};
 use crate::metrics::Metrics;
@@ -126,7 +127,8 @@ pub async fn answer(
                 h.insert(name.clone(), value);
             }
             if matches!(form, Form::EnvoyHttp | Form::Grpc) {
-                envoy_headers_to_remove(state, h);
+                let alb_verified = allowed.token_source == Some(Source::AlbData);
+                envoy_headers_to_remove(state, h, alb_verified);
             }
             (r, Outcome::Allowed)
         }
@@ -152,9 +154,10 @@ pub async fn answer(
 }
 
 /// For Envoy: every identity header this answer does not set (the set ones overwrite the
-/// client's), and the `[token] header` source, go in `x-envoy-auth-headers-to-remove`, so
-/// that no client copy reaches the upstream.
-fn envoy_headers_to_remove(state: &State, h: &mut HeaderMap) {
+/// client's), the `[token] header` source and an ALB's `x-amzn-oidc-*` headers (all but an
+/// `x-amzn-oidc-data` an ALB issuer verified, as the proxy does) go in
+/// `x-envoy-auth-headers-to-remove`, so that no client copy reaches the upstream.
+fn envoy_headers_to_remove(state: &State, h: &mut HeaderMap, alb_verified: bool) {
     let cfg = &state.config;
     let names = cfg
         .forward
@@ -165,6 +168,11 @@ fn envoy_headers_to_remove(state: &State, h: &mut HeaderMap) {
         .filter(|name| !h.contains_key(*name))
         .chain(cfg.token.header.iter())
         .map(HeaderName::as_str)
+        .chain(
+            crate::alb::ALB_HEADERS
+                .into_iter()
+                .filter(|n| !(alb_verified && *n == "x-amzn-oidc-data")),
+        )
         .collect::<Vec<_>>()
         .join(", ");
     if let Ok(v) = HeaderValue::from_str(&names) {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 
+use crate::alb::AlbKey;
 use crate::config::TokenUse;
 use crate::jwks::VerifyKey;
 
@@ -39,6 +40,8 @@ pub enum AuthError {
     /// The token cannot be checked for revocation (no `aws.cognito.signin.user.admin`
     /// scope, or an ID token) and the issuer's setting says to refuse such tokens.
     RevocationUnchecked,
+    /// An ALB token (`x-amzn-oidc-data`) whose `signer` is in no ALB issuer's `signer_arns`.
+    UntrustedSigner,
 }
 
 impl AuthError {
@@ -60,6 +63,7 @@ impl AuthError {
             AuthError::Revoked => "revoked",
             AuthError::RevocationUnavailable => "revocation_unavailable",
             AuthError::RevocationUnchecked => "revocation_unchecked",
+            AuthError::UntrustedSigner => "untrusted_signer",
         }
     }
 
@@ -78,17 +82,29 @@ impl fmt::Display for AuthError {
     }
 }
 
+/// Which issuer verified a token, and with which key.
+#[derive(Debug)]
+pub enum Origin {
+    /// A JWKS issuer (index in `Config::issuers`).
+    Jwks {
+        issuer: usize,
+        /// Serial of the key set the token was verified with: while it is current, so is
+        /// the key.
+        key_set: u64,
+        /// The key that verified the signature: after a refresh, a cache hit needs the
+        /// issuer's set to still hold this key (not merely this `kid`) under its `kid`.
+        key: Arc<VerifyKey>,
+    },
+    /// An ALB issuer (index in `Config::alb_issuers`): a cache hit needs its key cache to
+    /// still hold this key.
+    Alb { issuer: usize, key: Arc<AlbKey> },
+}
+
 /// A verified token: what the route rules, the identity headers and the log line need.
 #[derive(Debug)]
 pub struct Verified {
-    /// Index of the issuer in the config.
-    pub issuer: usize,
+    pub origin: Origin,
     pub kid: Box<str>,
-    /// Serial of the key set the token was verified with: while it is current, so is the key.
-    pub key_set: u64,
-    /// The key that verified the signature: after a refresh, a cache hit needs the issuer's
-    /// set to still hold this key (not merely this `kid`) under its `kid`.
-    pub key: Arc<VerifyKey>,
     pub exp: i64,
     pub token_use: Option<TokenUse>,
     /// `client_id` for access tokens, the `aud` values otherwise.

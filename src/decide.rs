@@ -93,16 +93,16 @@ pub async fn decide<'a>(
             allowed.token_source = Some(source);
             let verified = state
                 .verifier
-                .verify(&token, crate::verify::now_secs())
+                .verify_from(&token, source == Source::AlbData, crate::verify::now_secs())
                 .await?;
             seen.verified = Some(Arc::clone(&verified));
             // The payload segment is base64url(JSON of the verified claims), canonical
-            // because it decoded strictly.
+            // because it decoded strictly (an ALB's, padded, without its padding).
             if cfg.forward.claims_header.is_some() {
                 allowed.claims_value = token
                     .split('.')
                     .nth(1)
-                    .and_then(|p| HeaderValue::from_str(p).ok());
+                    .and_then(|p| HeaderValue::from_str(p.trim_end_matches('=')).ok());
             }
             rule.authorize(&verified.grant())
                 .map_err(|reason| ProxyError::Forbidden {

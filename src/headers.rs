@@ -2,9 +2,9 @@
 //!
 //! - Stripped: hop-by-hop headers (RFC 9110 §7.6.1, plus names listed in `Connection`) both
 //!   ways; from every request, every configured identity header, the claims header, their
-//!   underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL` and the method overrides
-//!   (`X-HTTP-Method-Override`, ...), before anything is injected, so the upstream only ever
-//!   sees identity the sidecar verified.
+//!   underscore look-alikes, `X-Original-URL`/`X-Rewrite-URL`, the method overrides
+//!   (`X-HTTP-Method-Override`, ...) and an ALB's `x-amzn-oidc-*` headers, before anything
+//!   is injected, so the upstream only ever sees identity the sidecar verified.
 //! - Rendered: verified claims into the `[forward.headers]` values ([`render_identity`]),
 //!   and `X-Forwarded-*` ([`set_forwarded`]).
 //!
@@ -156,6 +156,9 @@ impl IdentityHeaders {
             strip.insert(canonical(h.as_str()));
         }
         strip.extend(PATH_OVERRIDES.iter().map(|s| s.to_string()));
+        // An ALB's headers: never forwarded as the client sent them (the proxy puts back an
+        // `x-amzn-oidc-data` that an ALB issuer verified).
+        strip.extend(crate::alb::ALB_HEADERS.iter().map(|s| s.to_string()));
         strip.extend(METHOD_OVERRIDES.iter().map(|s| s.to_string()));
         IdentityHeaders { strip }
     }

@@ -1,5 +1,7 @@
 //! `inspect`: decode a token, verify it against the configured issuers (fetching the
 //! matching issuer's JWKS once), and say for each route whether it may call it and why not.
+//! A token whose header names a `signer` is judged as an ALB's `x-amzn-oidc-data` (its key
+//! fetched by `kid` from the ALB issuer of that signer).
 //! Uses the same verifier stack as the running sidecar ([`Verifier::for_config`]).
 
 use std::fmt::Write;
@@ -11,12 +13,17 @@ use crate::describe::requirements;
 use crate::jwks::KeyStore;
 use crate::jws::decode_unverified;
 use crate::metrics::Metrics;
-use crate::verify::{now_secs, Verifier};
+use crate::verify::{now_secs, Origin, Verifier};
 
 /// The report, as printed by `cognito-sidecar inspect`.
 pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
     let mut o = String::new();
-    let (header, payload) = match decode_unverified(token) {
+    let alb = crate::alb::has_signer(token);
+    let decoded = match alb {
+        true => crate::alb::decode_unverified(token),
+        false => decode_unverified(token),
+    };
+    let (header, payload) = match decoded {
         Ok(x) => x,
         Err(e) => {
             let _ = writeln!(o, "not a JWT: {e}");
@@ -37,7 +44,11 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
         |cfg| KeyStore::new(cfg, Arc::clone(&metrics)),
         Arc::clone(&metrics),
     )?;
-    for issuer in verifier.issuers().iter().filter(|i| i.cfg.issuer == iss) {
+    for issuer in verifier
+        .issuers()
+        .iter()
+        .filter(|i| !alb && i.cfg.issuer == iss)
+    {
         if let Err(e) = issuer.keys.fetch_now().await {
             let _ = writeln!(
                 o,
@@ -46,18 +57,21 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
             );
         }
     }
-    let result = verifier.verify_uncached(token, now_secs()).await;
+    let result = verifier.verify_uncached_from(token, alb, now_secs()).await;
     let _ = writeln!(o, "\n# verification");
     let verified = match &result {
         Ok((v, _)) => {
-            let name = &c.issuers[v.issuer].name;
+            let name = match v.origin {
+                Origin::Jwks { issuer, .. } => &c.issuers[issuer].name,
+                Origin::Alb { issuer, .. } => &c.alb_issuers[issuer].name,
+            };
             let _ = writeln!(o, "accepted by issuer {name:?} (kid {})", v.kid);
             let _ = writeln!(o, "headers the upstream would receive:");
             for (h, val) in &v.headers {
                 let _ = writeln!(o, "  {}: {}", h, val.to_str().unwrap_or("<binary>"));
             }
             if let (Some(h), Some(p)) = (&c.forward.claims_header, token.split('.').nth(1)) {
-                let _ = writeln!(o, "  {h}: {p}");
+                let _ = writeln!(o, "  {h}: {}", p.trim_end_matches('='));
             }
             Some(v)
         }
@@ -73,6 +87,15 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
                     c.issuers
                         .iter()
                         .map(|i| i.issuer.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (AuthError::UntrustedSigner, _) => format!(
+                    "untrusted_signer: signer {:?} is in no ALB issuer's signer_arns ({})",
+                    header.get("signer").and_then(|v| v.as_str()).unwrap_or(""),
+                    c.alb_issuers
+                        .iter()
+                        .flat_map(|i| i.signer_arns.iter().map(String::as_str))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

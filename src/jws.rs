@@ -28,6 +28,8 @@ pub struct Jws<'t> {
     signature: &'t str,
     pub alg: Algorithm,
     pub kid: Option<String>,
+    /// The header names a `signer`: an ALB's token, which no JWKS issuer accepts.
+    pub alb_signer: bool,
     pub claims: Map<String, Value>,
 }
 
@@ -54,6 +56,7 @@ impl<'t> Jws<'t> {
             signature: s64,
             alg,
             kid: header.kid,
+            alb_signer: header.signer.is_some(),
             claims,
         })
     }
@@ -96,6 +99,14 @@ struct JoseHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    /// An ALB's ARN: present in any form (even `null`), the token is an ALB's.
+    #[serde(default, deserialize_with = "present")]
+    signer: Option<Value>,
+}
+
+/// `Some` for a field that is present, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Parses a JOSE header: a JSON object (never an array, which serde would otherwise read
@@ -110,6 +121,13 @@ fn jose_header(bytes: &[u8]) -> Result<JoseHeader, AuthError> {
         return Err(AuthError::Malformed);
     }
     serde_json::from_value(Value::Object(map)).map_err(|_| AuthError::Malformed)
+}
+
+/// `bytes` as a JSON object without duplicate keys (an ALB token's header and payload too).
+pub(crate) fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, AuthError> {
+    serde_json::from_slice::<StrictObject>(bytes)
+        .map(|o| o.0)
+        .map_err(|_| AuthError::Malformed)
 }
 
 /// A JSON object that refuses duplicate keys (which JSON parsers resolve differently).

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alb;
 pub mod authz;
 pub mod authz_grpc;
 pub mod bearer;

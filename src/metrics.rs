@@ -34,6 +34,8 @@ pub struct Metrics {
     pub jwks_fetches: IntCounterVec,
     /// Keys in the current set, by issuer.
     pub jwks_keys: IntGaugeVec,
+    /// ALB key fetches by issuer and result (`ok`, `not_found`, `error`, `limited`).
+    pub alb_key_fetches: IntCounterVec,
     /// Seconds since the current key set was fetched, by issuer (set at scrape time).
     pub jwks_age: GaugeVec,
     /// Verified-token cache lookups by result (`hit`, `miss`).
@@ -98,6 +100,12 @@ impl Metrics {
             r,
             "sidecar_jwks_fetches_total",
             "JWKS fetches by issuer and result",
+            &["issuer", "result"],
+        );
+        let alb_key_fetches = counter_vec(
+            r,
+            "sidecar_alb_key_fetches_total",
+            "ALB public key fetches by issuer and result",
             &["issuer", "result"],
         );
         let jwks_keys = reg(
@@ -231,6 +239,7 @@ impl Metrics {
             upstream_errors,
             jwks_fetches,
             jwks_keys,
+            alb_key_fetches,
             jwks_age,
             token_cache,
             connections_active,

@@ -20,6 +20,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::access::{self, Outcome, Start};
+use crate::alb::X_AMZN_OIDC_DATA;
 use crate::bearer::{self, Source};
 use crate::claims::Verified;
 use crate::decide::{decide, Ask, Seen};
@@ -106,6 +107,8 @@ struct Forward<'a> {
     verified: Option<&'a Verified>,
     /// The claims header's value (the token's payload segment), when configured.
     claims_value: Option<HeaderValue>,
+    /// The verified token came from `x-amzn-oidc-data`: it goes upstream again.
+    alb_data: bool,
     websocket: bool,
 }
 
@@ -133,8 +136,17 @@ fn upstream_request(
     });
     let h = &mut parts.headers;
     let upgrade_value = h.get(header::UPGRADE).cloned();
+    // Every copy of it held the verified token (the token sources agree, or the request was
+    // refused), so one copy goes back after the ALB headers are stripped.
+    let alb_data = match (fwd.alb_data, fwd.verified) {
+        (true, Some(_)) => h.get(X_AMZN_OIDC_DATA).cloned(),
+        _ => None,
+    };
     headers::strip_hop_by_hop(h);
     state.identity.strip(h);
+    if let Some(v) = alb_data {
+        h.insert(X_AMZN_OIDC_DATA, v);
+    }
     if cfg.forward.strip_authorization {
         h.remove(header::AUTHORIZATION);
     }
@@ -216,6 +228,7 @@ async fn pipeline<'a>(
             request_id,
             verified: seen.verified.as_deref(),
             claims_value: allowed.claims_value,
+            alb_data: token_source == Some(Source::AlbData),
             websocket,
         },
     )?;

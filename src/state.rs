@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, IssuerConfig};
+use crate::alb::{AlbKeys, AlbKeysKey};
+use crate::config::{AlbIssuerConfig, Config, IssuerConfig};
 use crate::headers::IdentityHeaders;
 use crate::jwks::{KeyStore, StoreKey};
 use crate::metrics::Metrics;
@@ -43,14 +44,15 @@ impl State {
         stores: &KeyStores,
         metrics: &Arc<Metrics>,
     ) -> anyhow::Result<State> {
-        let verifier = Verifier::for_config(
+        let verifier = Verifier::for_config_with(
             &config,
             |cfg| stores.get_or_start(cfg, metrics),
+            |cfg| stores.alb_keys(cfg, metrics),
             Arc::clone(metrics),
         )?;
         let upstream = Upstream::new(&config.upstream, metrics.upstream_queued.clone())?;
         // Only once nothing can fail: the old state, still serving, may use these stores.
-        stores.keep_only(&config.issuers);
+        stores.keep_only(&config.issuers, &config.alb_issuers);
         let route_metrics = config
             .routes
             .rules()
@@ -79,11 +81,13 @@ impl State {
     }
 }
 
-/// The key stores of the running sidecar, one per distinct JWKS setting: a reload keeps a
-/// store (and its keys) whose settings did not change.
+/// The key stores of the running sidecar, one per distinct JWKS setting, and the ALB issuers'
+/// key caches (by kid, nothing to refresh in the background), one per distinct setting: a
+/// reload keeps a store (and its keys) whose settings did not change.
 #[derive(Default)]
 pub struct KeyStores {
     stores: Mutex<Vec<(StoreKey, Arc<KeyStore>)>>,
+    albs: Mutex<Vec<(AlbKeysKey, Arc<AlbKeys>)>>,
 }
 
 impl KeyStores {
@@ -106,8 +110,31 @@ impl KeyStores {
         Ok(s)
     }
 
-    /// Stops the stores no issuer of `issuers` uses any more.
-    fn keep_only(&self, issuers: &[IssuerConfig]) {
+    /// The ALB key cache for `cfg`: the running one with the same settings, or a new one.
+    fn alb_keys(
+        &self,
+        cfg: &AlbIssuerConfig,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Arc<AlbKeys>> {
+        let key = AlbKeysKey::of(cfg);
+        let mut albs = self.albs.lock().expect("lock poisoned");
+        if let Some((_, k)) = albs.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(k));
+        }
+        let k = AlbKeys::new(cfg, Arc::clone(metrics))
+            .with_context(|| format!("issuer {:?}", cfg.name))?;
+        albs.push((key, Arc::clone(&k)));
+        Ok(k)
+    }
+
+    /// Stops the stores no issuer of `issuers` uses any more, and drops the ALB key caches
+    /// none of `albs` uses.
+    fn keep_only(&self, issuers: &[IssuerConfig], albs: &[AlbIssuerConfig]) {
+        let used: Vec<AlbKeysKey> = albs.iter().map(AlbKeysKey::of).collect();
+        self.albs
+            .lock()
+            .expect("lock poisoned")
+            .retain(|(k, _)| used.contains(k));
         let used: Vec<StoreKey> = issuers.iter().map(StoreKey::of).collect();
         self.stores.lock().expect("lock poisoned").retain(|(k, s)| {
             let keep = used.contains(k);

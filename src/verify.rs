@@ -16,8 +16,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-pub use crate::claims::{AuthError, Verified};
-use crate::config::{Config, ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy};
+use crate::alb::{AlbKeys, AlbToken};
+pub use crate::claims::{AuthError, Origin, Verified};
+use crate::config::{
+    AlbIssuerConfig, Config, ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy,
+};
 use crate::denylist::{DenyList, Ids};
 use crate::jwks::{KeyStore, VerifyKey};
 pub use crate::jws::decode_unverified;
@@ -45,12 +48,20 @@ impl Issuer {
     }
 }
 
+/// An ALB issuer (`kind = "alb"`) with its key cache.
+#[derive(Clone)]
+pub struct AlbIssuer {
+    pub cfg: AlbIssuerConfig,
+    pub keys: Arc<AlbKeys>,
+}
+
 /// The verified-token cache: SHA-256 of the token -> its verification.
 type Cache = quick_cache::sync::Cache<[u8; 32], Arc<Verified>>;
 
 /// Verifies tokens for a set of issuers; holds the verified-token cache.
 pub struct Verifier {
     issuers: Vec<Issuer>,
+    albs: Vec<AlbIssuer>,
     /// Whether any issuer has a revocation check or deny list.
     revocable: bool,
     forward: ForwardConfig,
@@ -205,9 +216,36 @@ impl Verifier {
     /// `[forward]`, and the `[token]` size cap and cache size.
     pub fn for_config(
         config: &Config,
-        mut keys: impl FnMut(&IssuerConfig) -> anyhow::Result<Arc<KeyStore>>,
+        keys: impl FnMut(&IssuerConfig) -> anyhow::Result<Arc<KeyStore>>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Verifier> {
+        let m = Arc::clone(&metrics);
+        Self::for_config_with(
+            config,
+            keys,
+            |cfg| AlbKeys::new(cfg, Arc::clone(&m)),
+            metrics,
+        )
+    }
+
+    /// [`Verifier::for_config`] with the ALB issuers' key caches from `alb_keys` too (the
+    /// running sidecar keeps them across reloads).
+    pub fn for_config_with(
+        config: &Config,
+        mut keys: impl FnMut(&IssuerConfig) -> anyhow::Result<Arc<KeyStore>>,
+        mut alb_keys: impl FnMut(&AlbIssuerConfig) -> anyhow::Result<Arc<AlbKeys>>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Verifier> {
+        let albs = config
+            .alb_issuers
+            .iter()
+            .map(|cfg| {
+                Ok(AlbIssuer {
+                    cfg: cfg.clone(),
+                    keys: alb_keys(cfg)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let cache_entries = config.token.cache_entries;
         let issuers = config
             .issuers
@@ -237,6 +275,7 @@ impl Verifier {
         Ok(Verifier {
             revocable: issuers.iter().any(Issuer::can_revoke),
             issuers,
+            albs,
             forward: config.forward.clone(),
             max_bytes: config.token.max_bytes,
             cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
@@ -268,20 +307,40 @@ impl Verifier {
         &self.issuers
     }
 
-    /// Whether every issuer has loaded keys.
+    pub fn alb_issuers(&self) -> &[AlbIssuer] {
+        &self.albs
+    }
+
+    /// Whether every JWKS issuer has loaded keys (an ALB issuer has no key set to wait for:
+    /// its keys are fetched by `kid` when a token names one).
     pub fn ready(&self) -> bool {
         self.issuers.iter().all(|i| i.keys.is_loaded())
     }
 
-    /// Verifies `token` at time `now` (seconds), using the cache; then, for an issuer that
-    /// can revoke, its deny list and its online check.
+    /// Verifies a JWS (`Authorization: Bearer` and the other token sources but
+    /// `x-amzn-oidc-data`) at time `now` (seconds); see [`Verifier::verify_from`].
     pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, AuthError> {
+        self.verify_from(token, false, now).await
+    }
+
+    /// Verifies `token` at time `now` (seconds), using the cache; then, for an issuer that
+    /// can revoke, its deny list and its online check. `alb`: the token came from
+    /// `x-amzn-oidc-data`, and only an ALB issuer may accept it (and only from there).
+    pub async fn verify_from(
+        &self,
+        token: &str,
+        alb: bool,
+        now: i64,
+    ) -> Result<Arc<Verified>, AuthError> {
         if token.len() > self.max_bytes {
             return Err(AuthError::TooLarge);
         }
         let digest = (self.cache.is_some() || self.revocable).then(|| token_digest(token));
-        let v = self.verify_cached(token, digest.as_ref(), now).await?;
-        let issuer = &self.issuers[v.issuer];
+        let v = self.verify_cached(token, alb, digest.as_ref(), now).await?;
+        let Origin::Jwks { issuer, .. } = v.origin else {
+            return Ok(v);
+        };
+        let issuer = &self.issuers[issuer];
         if let (true, Some(digest)) = (issuer.can_revoke(), &digest) {
             if let Some(list) = &issuer.denylist {
                 if list.matches(&ids_of(&v)) {
@@ -303,35 +362,63 @@ impl Verifier {
     async fn verify_cached(
         &self,
         token: &str,
+        alb: bool,
         digest: Option<&[u8; 32]>,
         now: i64,
     ) -> Result<Arc<Verified>, AuthError> {
         let (Some(cache), Some(&key)) = (&self.cache, digest) else {
-            return Box::pin(self.verify_uncached(token, now))
+            return Box::pin(self.verify_uncached_from(token, alb, now))
                 .await
                 .map(|(v, _)| Arc::new(v));
         };
         if let Some(v) = cache.get(&key) {
-            let issuer = &self.issuers[v.issuer];
-            let leeway = issuer.cfg.leeway.as_secs() as i64;
-            if now > v.exp.saturating_add(leeway) {
+            // A token verified from one kind of source is a hit only for that kind.
+            if let Some(still) = self.hit_holds(&v, alb) {
+                let leeway = still.as_secs() as i64;
+                if now > v.exp.saturating_add(leeway) {
+                    cache.remove(&key);
+                    return Err(AuthError::Expired);
+                }
+                if self.key_still_held(&v) {
+                    self.cache_hit.inc();
+                    return Ok(v);
+                }
+                // The signing key left the set: verify again from scratch (it will fail).
                 cache.remove(&key);
-                return Err(AuthError::Expired);
             }
-            if issuer.keys.still_has(v.key_set, &v.kid, &v.key) {
-                self.cache_hit.inc();
-                return Ok(v);
-            }
-            // The signing key left the set: verify again from scratch (it will fail).
-            cache.remove(&key);
         }
         self.cache_miss.inc();
         // Boxed: a full verification's future is large; inline it would size every
         // request's future, cache hit or not.
-        let (v, _) = Box::pin(self.verify_uncached(token, now)).await?;
+        let (v, _) = Box::pin(self.verify_uncached_from(token, alb, now)).await?;
         let v = Arc::new(v);
         cache.insert(key, Arc::clone(&v));
         Ok(v)
+    }
+
+    /// For a cached verification looked up from a source of kind `alb`: its issuer's leeway,
+    /// or `None` when it was verified by the other kind of issuer (then it is no hit).
+    fn hit_holds(&self, v: &Verified, alb: bool) -> Option<std::time::Duration> {
+        match (&v.origin, alb) {
+            (Origin::Jwks { issuer, .. }, false) => Some(self.issuers[*issuer].cfg.leeway),
+            (Origin::Alb { issuer, .. }, true) => Some(self.albs[*issuer].cfg.leeway),
+            _ => None,
+        }
+    }
+
+    /// Whether the key that verified `v` is still its issuer's.
+    fn key_still_held(&self, v: &Verified) -> bool {
+        match &v.origin {
+            Origin::Jwks {
+                issuer,
+                key_set,
+                key,
+            } => self.issuers[*issuer].keys.still_has(*key_set, &v.kid, key),
+            Origin::Alb { issuer, key } => self.albs[*issuer]
+                .keys
+                .cached(&v.kid)
+                .is_some_and(|k| Arc::ptr_eq(&k, key)),
+        }
     }
 
     /// The issuer whose `iss` the token names, if it allows the token's algorithm.
@@ -391,17 +478,36 @@ impl Verifier {
         })
     }
 
-    /// Full verification without the cache; also returns the claims (for `inspect`).
+    /// Full verification of a JWS without the cache; also returns the claims (for
+    /// `inspect`).
     pub async fn verify_uncached(
         &self,
         token: &str,
         now: i64,
     ) -> Result<(Verified, Map<String, Value>), AuthError> {
-        let started = Instant::now();
+        self.verify_uncached_from(token, false, now).await
+    }
+
+    /// Full verification without the cache, of an ALB token (`alb`) or a JWS.
+    pub async fn verify_uncached_from(
+        &self,
+        token: &str,
+        alb: bool,
+        now: i64,
+    ) -> Result<(Verified, Map<String, Value>), AuthError> {
         if token.len() > self.max_bytes {
             return Err(AuthError::TooLarge);
         }
+        if alb {
+            return self.verify_alb(token, now).await;
+        }
+        let started = Instant::now();
         let jws = Jws::parse(token)?;
+        // An ALB's token is an ALB issuer's alone, and only from x-amzn-oidc-data: it never
+        // reaches a JWKS issuer, whatever its `iss`.
+        if jws.alb_signer {
+            return Err(AuthError::WrongIssuer);
+        }
         let (idx, issuer) = self.issuer_of(&jws)?;
         let kid = jws.kid.as_deref().ok_or(AuthError::UnknownKid)?;
         let (key, key_set) = key_for(issuer, kid).await?;
@@ -417,10 +523,12 @@ impl Verifier {
         // from the token on each request, which keeps cache entries small.
         let headers = crate::headers::render_identity(&self.forward, &claims)?;
         let verified = Verified {
-            issuer: idx,
+            origin: Origin::Jwks {
+                issuer: idx,
+                key_set,
+                key,
+            },
             kid: kid.into(),
-            key_set,
-            key,
             exp,
             token_use,
             clients,
@@ -435,6 +543,88 @@ impl Verifier {
             client_id: opt_str(&claims, "client_id"),
             jti: opt_str(&claims, "jti"),
             origin_jti: opt_str(&claims, "origin_jti"),
+            username: opt_str(&claims, "username"),
+            headers,
+        };
+        Ok((verified, claims))
+    }
+}
+
+impl Verifier {
+    /// An ALB's `x-amzn-oidc-data`: the issuer by `signer` (never by `iss`), the key by
+    /// `kid` (fetched only for a trusted signer), the ES256 signature, then `exp` (the
+    /// header's, and the payload's when it has one, both with leeway), `iss` and `client`.
+    async fn verify_alb(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Verified, Map<String, Value>), AuthError> {
+        let started = Instant::now();
+        let t = AlbToken::parse(token)?;
+        let (idx, alb) = self
+            .albs
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.cfg.signer_arns.contains(&t.signer))
+            .ok_or(AuthError::UntrustedSigner)?;
+        let key = Box::pin(alb.keys.key(&t.kid)).await?;
+        if !key.verify(t.signed.as_bytes(), &t.signature) {
+            return Err(AuthError::BadSignature);
+        }
+        self.metrics
+            .verify_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let cfg = &alb.cfg;
+        let leeway = cfg.leeway.as_secs() as i64;
+        if now > t.exp.saturating_add(leeway) {
+            return Err(AuthError::Expired);
+        }
+        let claims = t.claims;
+        let exp = match numeric_date(claims.get("exp"))? {
+            Some(exp) => {
+                if now > exp.saturating_add(leeway) {
+                    return Err(AuthError::Expired);
+                }
+                exp.min(t.exp)
+            }
+            None => t.exp,
+        };
+        for claim in ["nbf", "iat"] {
+            if let Some(at) = numeric_date(claims.get(claim))? {
+                if at > now.saturating_add(leeway) {
+                    return Err(AuthError::NotYetValid);
+                }
+            }
+        }
+        if let Some(want) = &cfg.issuer {
+            let payload_iss = claims.get("iss").map(|v| v.as_str());
+            if t.iss.as_deref() != Some(want.as_str())
+                || payload_iss.is_some_and(|iss| iss != Some(want.as_str()))
+            {
+                return Err(AuthError::WrongIssuer);
+            }
+        }
+        let clients: Vec<Box<str>> = t.client.as_deref().map(Into::into).into_iter().collect();
+        if !cfg.client_ids.is_empty()
+            && !clients
+                .iter()
+                .any(|c| cfg.client_ids.iter().any(|a| **a == **c))
+        {
+            return Err(AuthError::WrongClient);
+        }
+        let headers = crate::headers::render_identity(&self.forward, &claims)?;
+        let verified = Verified {
+            origin: Origin::Alb { issuer: idx, key },
+            kid: t.kid.into(),
+            exp,
+            token_use: None,
+            client_id: t.client.as_deref().map(Into::into),
+            clients,
+            scopes: scopes_of(&claims),
+            groups: groups_of(&claims),
+            sub: opt_str(&claims, "sub"),
+            jti: opt_str(&claims, "jti"),
+            origin_jti: None,
             username: opt_str(&claims, "username"),
             headers,
         };

@@ -13,7 +13,7 @@ use figment::Figment;
 use super::authz::validate_authz;
 use super::env::apply_env;
 use super::forward::validate_forward;
-use super::issuers::validate_issuers;
+use super::issuers::{validate_issuers, Issuers};
 use super::listener::{validate_admin, validate_listener, validate_runtime};
 use super::model::LogConfig;
 use super::problems::{figment_problems, ConfigError, Problem, Problems};
@@ -73,10 +73,24 @@ impl Config {
         let runtime = validate_runtime(&mut p, &raw.runtime);
         let admin = validate_admin(&mut p, &raw.admin, listener.address);
         let upstream = validate_upstream(&mut p, &raw.upstream);
-        let issuers = validate_issuers(&mut p, &raw.issuers);
-        let default = validate_default(&mut p, &raw.default, &issuers);
-        let routes = validate_routes(&mut p, &raw.routes, &default, &issuers);
-        let token = validate_token(&mut p, &raw.token);
+        let Issuers {
+            jwks: issuers,
+            alb: alb_issuers,
+        } = validate_issuers(&mut p, &raw.issuers);
+        let has_issuers = !issuers.is_empty() || !alb_issuers.is_empty();
+        let default = validate_default(&mut p, &raw.default, has_issuers);
+        let routes = validate_routes(&mut p, &raw.routes, &default, &issuers, has_issuers);
+        let mut token = validate_token(&mut p, &raw.token);
+        token.alb_data = !alb_issuers.is_empty();
+        if let (Some(h), Some(alb)) = (&token.header, alb_issuers.first()) {
+            p.push(
+                "token.header",
+                format!(
+                    "{h} cannot be a token source beside an ALB issuer (issuers[{}].kind = \"alb\" reads x-amzn-oidc-data): one way at a time",
+                    alb.position
+                ),
+            );
+        }
         let forward = validate_forward(&mut p, &raw.forward);
         let authz = validate_authz(&mut p, &raw.authz, listener.address, admin.address);
         if let Some(h) = &token.header {
@@ -105,6 +119,7 @@ impl Config {
             admin,
             upstream,
             issuers,
+            alb_issuers,
             default,
             routes,
             token,

@@ -28,9 +28,9 @@ mod upstream;
 pub use authz::GRPC_CHECK_PATH;
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
-    AdminConfig, AuthzConfig, CognitoPool, DefaultPolicy, ForwardConfig, IssuerConfig,
-    ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles, TokenConfig,
-    UpstreamConfig,
+    AdminConfig, AlbIssuerConfig, AuthzConfig, CognitoPool, DefaultPolicy, ForwardConfig,
+    IssuerConfig, ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles,
+    TokenConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{
@@ -41,8 +41,8 @@ pub use render::effective;
 pub use root::Config;
 pub use types::{
     idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, AuthzProtocol, Fallback,
-    IssuerForm, LogFormat, PathCase, Preflight, RevocationMode, TokenUse, TokenUsePolicy,
-    UnknownValue, ALGORITHM_NAMES,
+    IssuerForm, IssuerKind, LogFormat, PathCase, Preflight, RevocationMode, TokenUse,
+    TokenUsePolicy, UnknownValue, ALGORITHM_NAMES,
 };
 
 #[cfg(test)]

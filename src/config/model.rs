@@ -19,8 +19,8 @@ use serde::ser::Serializer;
 use serde::Serialize;
 
 use super::types::{
-    pool_issuer, AuthMode, AuthzProtocol, Fallback, IssuerForm, LogFormat, PathCase, Preflight,
-    RevocationMode, TokenUsePolicy,
+    pool_issuer, AuthMode, AuthzProtocol, Fallback, IssuerForm, IssuerKind, LogFormat, PathCase,
+    Preflight, RevocationMode, TokenUsePolicy,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +74,8 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerConfig {
     pub name: String,
+    /// Its index in the file's `[[issuers]]` (for messages and printing in file order).
+    pub position: usize,
     /// The exact `iss` value tokens must carry.
     pub issuer: String,
     pub jwks_url: String,
@@ -149,6 +151,7 @@ impl RevocationPolicy {
 #[derive(Serialize)]
 struct IssuerView<'a> {
     name: &'a str,
+    kind: IssuerKind,
     user_pool_id: Option<&'a str>,
     issuer: &'a str,
     jwks_url: &'a str,
@@ -175,6 +178,7 @@ impl Serialize for IssuerConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         IssuerView {
             name: &self.name,
+            kind: IssuerKind::Jwks,
             user_pool_id: self.pool.as_ref().map(|p| p.id.as_str()),
             issuer: &self.issuer,
             jwks_url: &self.jwks_url,
@@ -195,6 +199,37 @@ impl Serialize for IssuerConfig {
     }
 }
 
+/// An `[[issuers]]` entry with `kind = "alb"`: an AWS Application Load Balancer's
+/// `authenticate-cognito` / `authenticate-oidc` action, whose `x-amzn-oidc-data` JWT (ES256,
+/// padded base64url) is verified against the ALB's public key, fetched by `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlbIssuerConfig {
+    pub name: String,
+    #[serde(skip)]
+    pub position: usize,
+    pub kind: IssuerKind,
+    /// The ALB's region; every signer is in it.
+    pub region: String,
+    /// The load balancers trusted to sign, by exact ARN (the header's `signer`).
+    pub signer_arns: Vec<String>,
+    /// When set, the header's `iss` (the IdP's issuer URL) must equal it.
+    pub issuer: Option<String>,
+    /// When not empty, the header's `client` must be one of these.
+    pub client_ids: Vec<String>,
+    #[serde(serialize_with = "duration")]
+    pub leeway: Duration,
+    /// Keys are fetched from `<keys_url>/<kid>` (no trailing slash here).
+    pub keys_url: String,
+    #[serde(serialize_with = "duration")]
+    pub keys_timeout: Duration,
+    /// At most this many keys kept (by `kid`).
+    pub keys_cache: usize,
+    /// A `kid` the key server did not serve (or could not) is not asked for again within
+    /// this, and at most 10 key fetches happen per this period.
+    #[serde(serialize_with = "duration")]
+    pub keys_min_refetch: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DefaultPolicy {
     pub auth: AuthMode,
@@ -213,6 +248,10 @@ pub struct TokenConfig {
     pub websocket_protocol: bool,
     pub max_bytes: usize,
     pub cache_entries: usize,
+    /// Whether `x-amzn-oidc-data` is a token source: set when an ALB issuer is configured
+    /// (not a key of its own).
+    #[serde(skip)]
+    pub alb_data: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

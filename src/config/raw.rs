@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{
-    AuthMode, AuthzProtocol, Fallback, IssuerForm, LogFormat, PathCase, Preflight, RevocationMode,
-    TokenUse,
-};
+use super::types::{AuthMode, AuthzProtocol, IssuerKind, LogFormat, PathCase, Preflight};
 
 /// Declares a section whose every key is optional: the struct (unknown keys refused, missing
 /// ones defaulted) and its `Default`, from one list that gives each key's default beside it.
@@ -115,32 +112,60 @@ section! {
 }
 
 section! {
-    /// One `[[issuers]]` entry; `user_pool_id` or `issuer` is required.
+    /// One `[[issuers]]` entry. `kind = "jwks"` (the default) needs `user_pool_id` or
+    /// `issuer`; `kind = "alb"` needs `region` and `signer_arns`. The keys of one kind are
+    /// refused on the other (`issuers::KIND_KEYS`), so the ones with a default are options
+    /// here, their defaults given in `issuers` (`None` = not written).
     pub struct RawIssuer {
         name: String = String::new(),
+        kind: String = IssuerKind::Jwks.to_string(),
         user_pool_id: Option<String> = None,
         issuer: Option<String> = None,
         jwks_url: Option<String> = None,
         client_ids: Vec<String> = Vec::new(),
-        token_use: Vec<String> = vec![TokenUse::Access.to_string(), TokenUse::Id.to_string()],
-        audiences: Vec<String> = Vec::new(),
+        /// Default `["access", "id"]`.
+        token_use: Option<Vec<String>> = None,
+        audiences: Option<Vec<String>> = None,
         leeway: String = "60s".into(),
-        algorithms: Vec<String> = vec!["RS256".into()],
-        jwks_refresh: String = "15m".into(),
-        jwks_min_refetch: String = "30s".into(),
-        jwks_timeout: String = "5s".into(),
+        /// Default `["RS256"]`.
+        algorithms: Option<Vec<String>> = None,
+        /// Default `"15m"`.
+        jwks_refresh: Option<String> = None,
+        /// Default `"30s"`.
+        jwks_min_refetch: Option<String> = None,
+        /// Default `"5s"`.
+        jwks_timeout: Option<String> = None,
         jwks_ca_file: Option<String> = None,
-        /// `user_pool_id` only: which `iss` form the pool issues.
-        issuer_form: String = IssuerForm::Original.to_string(),
-        revocation: String = RevocationMode::Off.to_string(),
-        revocation_recheck: String = "60s".into(),
-        revocation_timeout: String = "2s".into(),
-        revocation_unavailable: String = Fallback::Deny.to_string(),
+        /// `user_pool_id` only: which `iss` form the pool issues. Default `"original"`.
+        issuer_form: Option<String> = None,
+        /// Default `"off"`.
+        revocation: Option<String> = None,
+        /// Default `"60s"`.
+        revocation_recheck: Option<String> = None,
+        /// Default `"2s"`.
+        revocation_timeout: Option<String> = None,
+        /// Default `"deny"`.
+        revocation_unavailable: Option<String> = None,
         /// Default: the pool's region's IdP endpoint.
         revocation_endpoint: Option<String> = None,
-        revocation_unscoped: String = Fallback::Allow.to_string(),
-        revocation_id_tokens: String = Fallback::Allow.to_string(),
+        /// Default `"allow"`.
+        revocation_unscoped: Option<String> = None,
+        /// Default `"allow"`.
+        revocation_id_tokens: Option<String> = None,
         revoked_file: Option<String> = None,
+        /// `kind = "alb"`: the ALB's region (required).
+        region: Option<String> = None,
+        /// `kind = "alb"`: the ARNs of the load balancers trusted to sign (required).
+        signer_arns: Option<Vec<String>> = None,
+        /// `kind = "alb"`: where keys are fetched (`<keys_url>/<kid>`). Default: the region's
+        /// `https://public-keys.auth.elb.<region>.amazonaws.com`.
+        keys_url: Option<String> = None,
+        /// Default `"5s"`.
+        keys_timeout: Option<String> = None,
+        /// Default 64.
+        keys_cache: Option<usize> = None,
+        /// Default `"10s"`.
+        keys_min_refetch: Option<String> = None,
     }
 }
 

@@ -175,6 +175,7 @@ mod tests {
     use serde_json::Value;
 
     use super::super::raw::{RawConfig, RawIssuer, RawRoute, RawTls};
+    use super::super::types::IssuerKind;
     use super::*;
 
     /// Every key path of the schema (`issuers[].jwks_timeout`, `listener.tls.cert`), from a
@@ -248,7 +249,16 @@ mod tests {
         let (set, unset) = printed_keys(&text);
         let keys = schema_keys();
         assert!(keys.len() > 40, "{keys:?}");
-        for key in keys {
+        // The keys of an issuer kind the config has no issuer of are not printed.
+        let absent: Vec<String> = super::super::issuers::kind_keys(&RawIssuer::default())
+            .into_iter()
+            .filter(|(_, kind, _)| match kind {
+                IssuerKind::Jwks => c.issuers.is_empty(),
+                IssuerKind::Alb => c.alb_issuers.is_empty(),
+            })
+            .map(|(k, _, _)| format!("issuers[].{k}"))
+            .collect();
+        for key in keys.into_iter().filter(|k| !absent.contains(k)) {
             let mut prefix = String::new();
             let covered_by_unset = key.split('.').any(|part| {
                 prefix = if prefix.is_empty() {
@@ -305,6 +315,53 @@ address = "127.0.0.1:8181"
         let text = effective(&c);
         assert!(!text.contains("(not set)"), "{text}");
         assert!(text.contains("jwks_timeout = \"5s\""), "{text}");
+    }
+
+    const ALB_ARN: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188";
+
+    #[test]
+    fn every_alb_key_is_printed_in_file_order() {
+        let c = load(&format!(
+            r#"
+[upstream]
+url = "http://127.0.0.1:5000"
+[[issuers]]
+name = "alb"
+kind = "alb"
+region = "eu-west-1"
+signer_arns = ["{ALB_ARN}"]
+issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"
+client_ids = ["app"]
+[[issuers]]
+name = "pool"
+issuer = "https://login.example.com"
+token_use = ["any"]
+[[routes]]
+path = "/a"
+methods = ["GET"]
+client_ids = ["app"]
+"#
+        ));
+        assert_every_schema_key_printed(&c);
+        let text = effective(&c);
+        let alb = text.find("name = \"alb\"").expect("alb issuer printed");
+        let pool = text.find("name = \"pool\"").expect("pool issuer printed");
+        assert!(alb < pool, "{text}");
+        for line in [
+            "kind = \"alb\"",
+            "kind = \"jwks\"",
+            "keys_url = \"https://public-keys.auth.elb.eu-west-1.amazonaws.com\"",
+            "keys_min_refetch = \"10s\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // The ALB issuer prints none of the JWKS keys.
+        let alb_part = &text[alb..pool];
+        assert!(!alb_part.contains("jwks_url"), "{alb_part}");
+        let again = Config::from_toml_str("printed", &text, &[]);
+        let again = again.unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(effective(&again), text);
     }
 
     #[test]

@@ -6,25 +6,26 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::model::{
-    AdminConfig, AuthzConfig, DefaultPolicy, ForwardConfig, IssuerConfig, ListenerConfig,
-    LogConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
+    AdminConfig, AlbIssuerConfig, AuthzConfig, DefaultPolicy, ForwardConfig, IssuerConfig,
+    ListenerConfig, LogConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
 };
 use super::types::{AuthMode, TokenUse};
 use crate::routes::{RouteTable, Rule};
 
 /// The validated configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where it was read from (file path or a description), for messages.
-    #[serde(skip)]
     pub source: String,
     pub listener: ListenerConfig,
     pub runtime: RuntimeConfig,
     pub admin: AdminConfig,
     pub upstream: UpstreamConfig,
+    /// The `[[issuers]]` verified by JWKS (`kind = "jwks"`, the default).
     pub issuers: Vec<IssuerConfig>,
+    /// The `[[issuers]]` with `kind = "alb"`: no JWKS, keys fetched by `kid`.
+    pub alb_issuers: Vec<AlbIssuerConfig>,
     pub default: DefaultPolicy,
-    #[serde(serialize_with = "routes")]
     pub routes: RouteTable,
     pub token: TokenConfig,
     pub forward: ForwardConfig,
@@ -32,17 +33,73 @@ pub struct Config {
     pub authz: AuthzConfig,
 }
 
+/// [`Config`] as printed: the schema's sections in order, `[[issuers]]` of both kinds in file
+/// order.
+#[derive(Serialize)]
+struct ConfigView<'a> {
+    listener: &'a ListenerConfig,
+    runtime: &'a RuntimeConfig,
+    admin: &'a AdminConfig,
+    upstream: &'a UpstreamConfig,
+    issuers: Vec<IssuerView<'a>>,
+    default: &'a DefaultPolicy,
+    #[serde(serialize_with = "routes")]
+    routes: &'a RouteTable,
+    token: &'a TokenConfig,
+    forward: &'a ForwardConfig,
+    log: &'a LogConfig,
+    authz: &'a AuthzConfig,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum IssuerView<'a> {
+    Jwks(&'a IssuerConfig),
+    Alb(&'a AlbIssuerConfig),
+}
+
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut issuers: Vec<(usize, IssuerView<'_>)> = self
+            .issuers
+            .iter()
+            .map(|i| (i.position, IssuerView::Jwks(i)))
+            .chain(
+                self.alb_issuers
+                    .iter()
+                    .map(|i| (i.position, IssuerView::Alb(i))),
+            )
+            .collect();
+        issuers.sort_by_key(|(pos, _)| *pos);
+        ConfigView {
+            listener: &self.listener,
+            runtime: &self.runtime,
+            admin: &self.admin,
+            upstream: &self.upstream,
+            issuers: issuers.into_iter().map(|(_, v)| v).collect(),
+            default: &self.default,
+            routes: &self.routes,
+            token: &self.token,
+            forward: &self.forward,
+            log: &self.log,
+            authz: &self.authz,
+        }
+        .serialize(s)
+    }
+}
+
 impl Config {
     /// Whether any route (or the default) needs a verified token.
     pub fn needs_keys(&self) -> bool {
-        !self.issuers.is_empty()
+        !self.issuers.is_empty() || !self.alb_issuers.is_empty()
     }
 
     /// Settings that are valid but do not do what they seem to, one sentence each, naming
     /// the key: `check` prints them and the sidecar logs them when it starts or reloads.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (i, iss) in self.issuers.iter().enumerate() {
+        for iss in &self.issuers {
+            let i = iss.position;
             if iss.jwks_refresh < iss.jwks_min_refetch {
                 out.push(format!(
                     "issuers[{i}].jwks_refresh ({}) is shorter than jwks_min_refetch ({}): keys are refreshed every {}, since no fetch comes sooner than jwks_min_refetch",
@@ -69,7 +126,7 @@ struct RouteView<'a> {
     client_ids: &'a Option<Vec<String>>,
 }
 
-fn routes<S: Serializer>(table: &RouteTable, s: S) -> Result<S::Ok, S::Error> {
+fn routes<S: Serializer>(table: &&RouteTable, s: S) -> Result<S::Ok, S::Error> {
     let mut seq = s.serialize_seq(Some(table.rules().len()))?;
     for r in table.rules() {
         seq.serialize_element(&route_view(r))?;

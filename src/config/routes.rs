@@ -15,10 +15,10 @@ use crate::routes::{Pattern, RouteTable, Rule};
 pub(super) fn validate_default(
     p: &mut Problems,
     raw: &RawDefault,
-    issuers: &[IssuerConfig],
+    has_issuers: bool,
 ) -> DefaultPolicy {
     let auth = p.parse("default.auth", &raw.auth, AuthMode::Deny);
-    if auth == AuthMode::Required && issuers.is_empty() {
+    if auth == AuthMode::Required && !has_issuers {
         p.push(
             "default.auth",
             "\"required\" needs at least one [[issuers]] entry (or set \"deny\" / \"public\")",
@@ -33,11 +33,14 @@ pub(super) fn validate_default(
 }
 
 /// Compiles `[[routes]]` in file order, with `default` for the requests none matches.
+/// `issuers` are the JWKS issuers; `has_issuers` counts ALB issuers too (whose tokens have
+/// no `token_use`).
 pub(super) fn validate_routes(
     p: &mut Problems,
     raw: &[RawRoute],
     default: &DefaultPolicy,
     issuers: &[IssuerConfig],
+    has_issuers: bool,
 ) -> RouteTable {
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -54,9 +57,9 @@ pub(super) fn validate_routes(
         let compiled = pattern.is_some();
         let methods = r.methods.as_ref().map(|ms| methods(p, i, ms));
         let auth = p.parse(&key("auth"), &r.auth, AuthMode::Deny);
-        check_auth(p, &key, r, auth, issuers);
+        check_auth(p, &key, r, auth, has_issuers);
         check_names(p, i, r);
-        let token_use = token_use(p, &key("token_use"), r, issuers);
+        let token_use = token_use(p, &key("token_use"), r, issuers, has_issuers);
         if r.client_ids.as_ref().is_some_and(Vec::is_empty) {
             p.push(
                 key("client_ids"),
@@ -128,7 +131,7 @@ fn check_auth(
     key: &dyn Fn(&str) -> String,
     r: &RawRoute,
     auth: AuthMode,
-    issuers: &[IssuerConfig],
+    has_issuers: bool,
 ) {
     let has_rules = !r.scopes.is_empty()
         || !r.scopes_any.is_empty()
@@ -144,7 +147,7 @@ fn check_auth(
             ),
         );
     }
-    if auth == AuthMode::Required && issuers.is_empty() {
+    if auth == AuthMode::Required && !has_issuers {
         p.push(
             key("auth"),
             "auth = \"required\" needs at least one [[issuers]] entry",
@@ -176,6 +179,7 @@ fn token_use(
     key: &str,
     r: &RawRoute,
     issuers: &[IssuerConfig],
+    has_issuers: bool,
 ) -> Option<TokenUse> {
     let raw = r.token_use.as_deref()?;
     let tu = match raw.parse::<TokenUse>() {
@@ -189,7 +193,7 @@ fn token_use(
         TokenUsePolicy::Any => true,
         TokenUsePolicy::Cognito(kinds) => kinds.contains(&tu),
     });
-    if !accepted && !issuers.is_empty() {
+    if !accepted && has_issuers {
         p.push(
             key,
             format!(

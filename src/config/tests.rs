@@ -225,3 +225,139 @@ fn bad_enum_values_name_the_key_and_the_accepted_values_with_every_other_problem
     assert_eq!(p[0].key, "issuers[0].token_use[1]");
     assert!(p[0].reason.contains("\"access\" or \"id\""), "{p:?}");
 }
+
+const ARN: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188";
+
+fn alb(extra: &str) -> String {
+    format!(
+        "[upstream]\nurl = \"http://127.0.0.1:5000\"\n[[issuers]]\nkind = \"alb\"\nregion = \"eu-west-1\"\nsigner_arns = [\"{ARN}\"]\n{extra}\n"
+    )
+}
+
+fn keys_of(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn alb_issuer_defaults() {
+    let c = load(&alb("")).unwrap();
+    assert!(c.issuers.is_empty());
+    let a = &c.alb_issuers[0];
+    assert_eq!(a.region, "eu-west-1");
+    assert_eq!(a.signer_arns, vec![ARN.to_string()]);
+    assert_eq!(
+        a.keys_url,
+        "https://public-keys.auth.elb.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(a.keys_min_refetch, Duration::from_secs(10));
+    assert_eq!(a.leeway, Duration::from_secs(60));
+    assert!(c.token.alb_data);
+    let gov = load(
+        "[upstream]\nurl = \"http://127.0.0.1:5000\"\n[[issuers]]\nkind = \"alb\"\nregion = \"us-gov-west-1\"\nsigner_arns = [\"arn:aws-us-gov:elasticloadbalancing:us-gov-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        gov.alb_issuers[0].keys_url,
+        "https://s3-us-gov-west-1.amazonaws.com/aws-elb-public-keys-prod-us-gov-west-1"
+    );
+}
+
+#[test]
+fn alb_issuer_needs_region_and_signers() {
+    let e = load("[upstream]\nurl = \"http://127.0.0.1:5000\"\n[[issuers]]\nkind = \"alb\"\n")
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("test.toml: issuers[0].region: an ALB issuer needs region"),
+        "{text}"
+    );
+    assert!(
+        text.contains("test.toml: issuers[0].signer_arns: an ALB issuer needs signer_arns"),
+        "{text}"
+    );
+    let p = problems(&alb("").replace(&format!("[\"{ARN}\"]"), "[]"));
+    assert_eq!(keys_of(&p), vec!["issuers[0].signer_arns"]);
+}
+
+#[test]
+fn alb_signer_arns_are_alb_arns_of_the_region() {
+    for (arn, why) in [
+        ("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188", "not the issuer's region eu-west-1"),
+        ("arn:aws:elasticloadbalancing:eu-west-1:12345678901:loadbalancer/app/web/50dc6c495c0c9188", "is not an ALB ARN"),
+        ("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/web/50dc6c495c0c9188", "is not an ALB ARN"),
+        ("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/50dc6c495c0c9188", "is not an ALB ARN"),
+        ("arn:aws:ec2:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188", "is not an ALB ARN"),
+        ("arn:aws-cn:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188", "not in partition aws-cn"),
+        ("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c918", "is not an ALB ARN"),
+        ("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188/x", "is not an ALB ARN"),
+        ("*", "is not an ALB ARN"),
+    ] {
+        let e = load(&alb("").replace(ARN, arn)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("test.toml: issuers[0].signer_arns[0]: ") && text.contains(why),
+            "{arn}: {text}"
+        );
+    }
+}
+
+#[test]
+fn keys_of_one_issuer_kind_are_refused_on_the_other() {
+    let p = problems(&alb("jwks_url = \"https://x.example.com/jwks.json\"\nrevocation = \"off\"\ntoken_use = [\"access\"]\nuser_pool_id = \"eu-west-1_AbC\""));
+    assert_eq!(
+        keys_of(&p),
+        vec![
+            "issuers[0].user_pool_id",
+            "issuers[0].jwks_url",
+            "issuers[0].token_use",
+            "issuers[0].revocation",
+        ]
+    );
+    assert!(p[0]
+        .reason
+        .contains("applies to kind = \"jwks\" issuers only"));
+    let e = load(&format!(
+        "{MIN}region = \"eu-west-1\"\nkeys_url = \"http://127.0.0.1:1\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.toml: issuers[0].region: applies to kind = \"alb\" issuers only"),
+        "{e}"
+    );
+    assert!(
+        e.contains("test.toml: issuers[0].keys_url: applies to kind = \"alb\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn token_header_and_an_alb_issuer_are_one_way_too_many() {
+    let e = load(&alb("[token]\nheader = \"x-amzn-oidc-accesstoken\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("test.toml: token.header: x-amzn-oidc-accesstoken cannot be a token source beside an ALB issuer (issuers[0].kind = \"alb\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_signer_names_one_issuer_and_an_alb_shares_no_key_with_jwks() {
+    let two = format!(
+        "{}[[issuers]]\nname = \"b\"\nkind = \"alb\"\nregion = \"eu-west-1\"\nsigner_arns = [\"{ARN}\"]\n",
+        alb("name = \"a\"")
+    );
+    assert_eq!(keys_of(&problems(&two)), vec!["issuers[1].signer_arns[0]"]);
+    // An ALB issuer's iss may be a JWKS issuer's too: tokens are told apart by signer.
+    let both = format!(
+        "{}issuer = \"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC\"\n[[issuers]]\nuser_pool_id = \"eu-west-1_AbC\"\n",
+        alb("")
+    );
+    let c = load(&both).unwrap();
+    assert_eq!(c.issuers[0].position, 1);
+    assert_eq!(c.alb_issuers[0].position, 0);
+    let p = problems(&alb("kind = \"nginx\"").replacen("kind = \"alb\"\n", "", 1));
+    assert_eq!(keys_of(&p)[0], "issuers[0].kind");
+}

@@ -47,5 +47,6 @@ pub(super) fn validate_token(p: &mut Problems, raw: &RawToken) -> TokenConfig {
         websocket_protocol: raw.websocket_protocol,
         max_bytes: raw.max_bytes,
         cache_entries: raw.cache_entries,
+        alb_data: false,
     }
 }

@@ -122,6 +122,9 @@ config_enums! {
     pub enum Fallback ("value") { Allow = "allow", Deny = "deny", }
     /// Which front proxy asks the decision listener, and so where the original request is.
     pub enum AuthzProtocol ("authz protocol") { Nginx = "nginx", Traefik = "traefik", Envoy = "envoy", }
+    /// How an issuer's tokens are verified: a JWS against the issuer's JWKS (Cognito or any
+    /// OIDC issuer), or an AWS ALB's `x-amzn-oidc-data` against the ALB's public key by `kid`.
+    pub enum IssuerKind ("issuer kind") { Jwks = "jwks", Alb = "alb", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).

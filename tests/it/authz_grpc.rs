@@ -142,6 +142,14 @@ async fn allowed_sets_the_identity_and_removes_every_other_identity_header() {
     assert!(remove.contains(&"x-auth-groups".to_owned()), "{remove:?}");
     assert!(remove.contains(&"x-auth-username".to_owned()), "{remove:?}");
     assert!(!remove.contains(&"x-auth-sub".to_owned()), "{remove:?}");
+    // An ALB's headers never pass as a client sent them.
+    for h in [
+        "x-amzn-oidc-data",
+        "x-amzn-oidc-identity",
+        "x-amzn-oidc-accesstoken",
+    ] {
+        assert!(remove.contains(&h.to_owned()), "{h}: {remove:?}");
+    }
 
     // A public route: allowed, no identity set, all of it removed.
     let Answer::Ok { set, remove } = answer(check(authz, ask("GET", "/health", &[])).await) else {

@@ -2,6 +2,7 @@
 //! sidecar in-process (and, in `cli`, as a child process).
 
 mod admin;
+mod alb;
 mod auth;
 mod authz;
 mod authz_grpc;
