@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 
-use crate::alb::AlbKey;
+use crate::alb_key::AlbKey;
 use crate::config::TokenUse;
 use crate::jwks::VerifyKey;
 

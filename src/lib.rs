@@ -11,6 +11,7 @@
 pub mod access;
 pub mod admin;
 pub mod alb;
+pub mod alb_key;
 pub mod authz;
 pub mod authz_grpc;
 pub mod bearer;
