@@ -5,6 +5,11 @@
 //! read-only root, a health check that works without a shell). The schema
 //! itself (unknown keys, types) is checked by `deploy/ecs/validate.py` and the
 //! Kubernetes manifests by `kubernetes-validate`, both run from `test.sh`.
+//!
+//! `deploy/ingress/` (the sidecar as a decision service for ingress-nginx, Traefik and
+//! Istio): its ConfigMap's `config.toml` must pass `check`, and `deploy/ingress/check.py`
+//! (PyYAML; there is no YAML parser among this crate's dependencies) holds the manifests,
+//! CRD objects included, to the effective config this binary's `check` prints.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -250,7 +255,13 @@ fn ecs_env_names_follow_the_override_scheme() {
 /// The `config.toml` embedded in the Kubernetes ConfigMap: the block under
 /// `config.toml: |`, de-indented.
 fn configmap_config_toml() -> String {
-    let path = repo_path("deploy/kubernetes/configmap.yaml");
+    config_toml_block("deploy/kubernetes/configmap.yaml")
+}
+
+/// The first `config.toml: |` block of a YAML file, de-indented; it ends at the first
+/// line indented no deeper than its key (another key, or `---`).
+fn config_toml_block(rel: &str) -> String {
+    let path = repo_path(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut lines = text.lines().skip_while(|l| l.trim() != "config.toml: |");
@@ -273,12 +284,15 @@ fn configmap_config_toml() -> String {
         .join("\n")
 }
 
-#[test]
-fn kubernetes_configmap_config_passes_check() {
-    let dir = std::env::temp_dir().join(format!("cognito-sidecar-deploy-{}", std::process::id()));
+/// `cognito-sidecar check` on `toml`: its stdout, or a panic with its output.
+fn check_config(name: &str, toml: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "cognito-sidecar-deploy-{name}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("config.toml");
-    std::fs::write(&file, configmap_config_toml()).expect("write config");
+    std::fs::write(&file, toml).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_cognito-sidecar"))
         .arg("check")
         .arg("--config")
@@ -289,9 +303,65 @@ fn kubernetes_configmap_config_passes_check() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "check failed on the ConfigMap's config.toml:\n{}{}",
+        "check failed on {name}'s config.toml:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("check prints UTF-8")
+}
+
+#[test]
+fn kubernetes_configmap_config_passes_check() {
+    check_config("kubernetes", &configmap_config_toml());
+}
+
+#[test]
+fn ingress_authz_config_passes_check() {
+    let toml = config_toml_block("deploy/ingress/authz.yaml");
+    assert!(toml.starts_with("[listener]\n"), "{toml}");
+    assert!(!toml.contains("apiVersion"), "{toml}");
+    let out = check_config("ingress", &toml);
+    // The effective config: the decision listener on the Service's port, trusting a pod
+    // network, and the unused proxy listener on loopback only.
+    let authz = out
+        .split("\n[authz]\n")
+        .nth(1)
+        .and_then(|t| t.split("\n\n").next())
+        .unwrap_or_else(|| panic!("no [authz] table in check's output:\n{out}"));
+    assert!(authz.contains("address = \"0.0.0.0:8181\""), "{authz}");
+    assert!(
+        authz.contains("trusted_proxies = [\"10.0.0.0/8\"]"),
+        "{authz}"
+    );
+    assert!(
+        out.contains("[listener]\naddress = \"127.0.0.1:"),
+        "the proxy listener is bound to loopback:\n{out}"
+    );
+}
+
+/// `deploy/ingress/check.py` against this binary's `check`, then its self-test (each
+/// breakage of the manifests must be reported). Needs python3 >= 3.11 with PyYAML, which
+/// `test.sh` installs (kubernetes-validate depends on it).
+#[test]
+fn ingress_manifests_agree_with_the_sidecar() {
+    let out = Command::new("python3")
+        .arg(repo_path("deploy/ingress/check.py"))
+        .arg("--sidecar")
+        .arg(env!("CARGO_BIN_EXE_cognito-sidecar"))
+        .arg("--self-test")
+        .env_remove("SIDECAR_CONFIG")
+        .output()
+        .expect("run python3 deploy/ingress/check.py (python3 with PyYAML is needed)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "deploy/ingress/check.py failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("with `cognito-sidecar check`"), "{stdout}");
+    assert!(
+        !stdout.contains("skipped"),
+        "every self-test case runs with the binary:\n{stdout}"
     );
 }
 
