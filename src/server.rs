@@ -28,13 +28,16 @@ use crate::state::Shared;
 /// A running sidecar (proxy listener, admin listener, key refreshers).
 pub struct Sidecar {
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    /// `None` in decision-only mode (no `[upstream] url`).
+    proxy_addr: Option<SocketAddr>,
+    /// The proxy listener's address, or in decision-only mode the decision listener's.
+    main_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     authz_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     /// The admin listener outlives the drain, so probes see `/readyz` 503 meanwhile.
     admin_cancel: CancellationToken,
-    proxy_task: tokio::task::JoinHandle<()>,
+    proxy_task: Option<tokio::task::JoinHandle<()>>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     authz_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -57,10 +60,17 @@ impl Sidecar {
             ))),
             None => None,
         };
-        let listener = TcpListener::bind(config.listener.address)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listener.address))?;
-        let addr = listener.local_addr()?;
+        // Decision-only mode binds no proxy listener: nothing could be forwarded.
+        let listener = if config.decision_only() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(config.listener.address)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listener.address))?,
+            )
+        };
+        let proxy_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let admin_listener = match config.admin.address {
             Some(a) => Some(
                 TcpListener::bind(a)
@@ -85,6 +95,9 @@ impl Sidecar {
             .as_ref()
             .map(|l| l.local_addr())
             .transpose()?;
+        let main_addr = proxy_addr
+            .or(authz_addr)
+            .context("decision-only mode (no [upstream] url) needs [authz] address")?;
         let listener_cfg = config.listener.clone();
         log_warnings(&config);
         let shared = Arc::new(Shared::new(config, metrics)?);
@@ -100,14 +113,16 @@ impl Sidecar {
                 Role::Authz,
             ))
         });
-        let proxy_task = tokio::spawn(accept_loop(
-            listener,
-            tls,
-            Arc::clone(&shared),
-            listener_cfg,
-            cancel.clone(),
-            Role::Proxy,
-        ));
+        let proxy_task = listener.map(|l| {
+            tokio::spawn(accept_loop(
+                l,
+                tls,
+                Arc::clone(&shared),
+                listener_cfg,
+                cancel.clone(),
+                Role::Proxy,
+            ))
+        });
         let admin_cancel = CancellationToken::new();
         let admin_task = admin_listener.map(|l| {
             tokio::spawn(crate::admin::serve(
@@ -116,10 +131,11 @@ impl Sidecar {
                 admin_cancel.clone(),
             ))
         });
-        tracing::info!(%addr, admin = ?admin_addr, authz = ?authz_addr, "cognito-sidecar listening");
+        tracing::info!(proxy = ?proxy_addr, admin = ?admin_addr, authz = ?authz_addr, "cognito-sidecar listening");
         Ok(Sidecar {
             shared,
-            addr,
+            proxy_addr,
+            main_addr,
             admin_addr,
             authz_addr,
             cancel,
@@ -130,9 +146,15 @@ impl Sidecar {
         })
     }
 
-    /// The proxy listener's bound address.
+    /// The address clients connect to: the proxy listener's, or in decision-only mode the
+    /// decision listener's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.main_addr
+    }
+
+    /// The proxy listener's bound address; `None` in decision-only mode.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_addr
     }
 
     /// The admin listener's bound address, if enabled.
@@ -159,6 +181,7 @@ impl Sidecar {
         let old = self.shared.state.load_full();
         let o = &old.config;
         if o.listener.address != config.listener.address
+            || o.decision_only() != config.decision_only()
             || o.admin.address != config.admin.address
             || o.authz.address != config.authz.address
             || o.listener.tls != config.listener.tls
@@ -178,7 +201,9 @@ impl Sidecar {
     pub async fn shutdown(self) {
         self.shared.start_draining();
         self.cancel.cancel();
-        let _ = self.proxy_task.await;
+        if let Some(t) = self.proxy_task {
+            let _ = t.await;
+        }
         if let Some(t) = self.authz_task {
             let _ = t.await;
         }

@@ -147,7 +147,13 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let parts = cfg.url.clone().into_parts();
+        // Decision-only mode has no upstream and no proxy listener: this client is never
+        // used, and its origin names the discard port.
+        let parts = cfg
+            .url
+            .clone()
+            .unwrap_or_else(|| Uri::from_static("http://127.0.0.1:9"))
+            .into_parts();
         let base_path = parts
             .path_and_query
             .map(|p| p.path().trim_end_matches('/').to_string())

@@ -248,9 +248,8 @@ def check(docs, sidecar):
     nets = [ipaddress.ip_network(n, strict=False) for n in authz.get("trusted_proxies", [])]
     if not nets or all(n.is_loopback for n in nets):
         problems.add(cm_file, "[authz] trusted_proxies must name the front proxies' pod network, not loopback only")
-    listener = cfg.get("listener", {}).get("address", "0.0.0.0:8080")
-    if not ipaddress.ip_address(host_of(listener)).is_loopback:
-        problems.add(cm_file, f"[listener] address {listener} must be loopback: the proxy listener is unused here")
+    if cfg.get("upstream", {}).get("url"):
+        problems.add(cm_file, "[upstream] url is set: the decision service must run decision-only (no proxy listener)")
     admin_port = port_of(cfg.get("admin", {}).get("address", "127.0.0.1:9901"))
     headers = cfg.get("forward", {}).get("headers")
     if headers is None:
@@ -422,6 +421,7 @@ def mutations():
         ("appProtocol not grpc", lambda d: svc_port(d).update(appProtocol="http"), "appProtocol"),
         ("[authz] port differs", config_edit('address = "0.0.0.0:8181"', 'address = "0.0.0.0:8282"'), "8282"),
         ("a new identity header", config_edit('"X-Auth-Username" = "username"', '"X-Auth-Username" = "username"\n"X-Auth-Email" = "email"'), "missing: ['x-auth-email']"),
+        ("an upstream url", config_edit('[runtime]', '[upstream]\nurl = "http://127.0.0.1:5000"\n\n[runtime]'), "decision-only"),
         ("loopback trusted_proxies", config_edit('trusted_proxies = ["10.0.0.0/8"]', 'trusted_proxies = ["127.0.0.0/8"]'), "trusted_proxies"),
         ("a config check refuses", config_edit('protocol = "nginx"', 'protocol = "nginx"\npath_prefix = "/check"'), "path_prefix", True),
         ("probe off the admin port", lambda d: doc(d, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].update(port="grpc-authz"), "readinessProbe"),

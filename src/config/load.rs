@@ -72,7 +72,8 @@ impl Config {
         let listener = validate_listener(&mut p, &raw.listener);
         let runtime = validate_runtime(&mut p, &raw.runtime);
         let admin = validate_admin(&mut p, &raw.admin, listener.address);
-        let upstream = validate_upstream(&mut p, &raw.upstream);
+        let decision_only_allowed = !raw.authz.address.trim().is_empty();
+        let upstream = validate_upstream(&mut p, &raw.upstream, decision_only_allowed);
         let Issuers {
             jwks: issuers,
             alb: alb_issuers,

@@ -56,8 +56,10 @@ pub struct AdminConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpstreamConfig {
-    #[serde(serialize_with = "display")]
-    pub url: Uri,
+    /// `None` only in decision-only mode (`[authz] address` set, no `url`): no proxy
+    /// listener, nothing is forwarded.
+    #[serde(serialize_with = "display_or_empty")]
+    pub url: Option<Uri>,
     #[serde(serialize_with = "duration")]
     pub connect_timeout: Duration,
     #[serde(serialize_with = "duration")]
@@ -296,10 +298,6 @@ impl AuthzConfig {
 
 fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_duration(*d))
-}
-
-fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 /// An optional value whose schema spelling for "off" is `""`.

@@ -33,6 +33,14 @@ pub struct Config {
     pub authz: AuthzConfig,
 }
 
+impl Config {
+    /// Decision-only mode: `[authz] address` set and no `[upstream] url`. The proxy listener
+    /// is not bound; the sidecar only answers front proxies.
+    pub fn decision_only(&self) -> bool {
+        self.upstream.url.is_none()
+    }
+}
+
 /// [`Config`] as printed: the schema's sections in order, `[[issuers]]` of both kinds in file
 /// order.
 #[derive(Serialize)]

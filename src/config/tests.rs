@@ -113,7 +113,7 @@ fn env_overrides_index_into_arrays_and_name_the_variable() {
         ("OTHER".to_string(), "x".to_string()),
     ];
     let c = Config::from_toml_str("t.toml", MIN, &env).unwrap();
-    assert_eq!(c.upstream.url, "http://127.0.0.1:7000");
+    assert_eq!(c.upstream.url.unwrap(), "http://127.0.0.1:7000");
     assert_eq!(
         c.issuers[0].issuer,
         "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc"

@@ -9,13 +9,20 @@ use super::model::UpstreamConfig;
 use super::problems::Problems;
 use super::raw::RawUpstream;
 
-pub(super) fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> UpstreamConfig {
+pub(super) fn validate_upstream(
+    p: &mut Problems,
+    raw: &RawUpstream,
+    decision_only_allowed: bool,
+) -> UpstreamConfig {
     let url = if raw.url.trim().is_empty() {
-        p.push(
-            "upstream.url",
-            "missing required key (e.g. \"http://127.0.0.1:5000\")",
-        );
-        Uri::from_static("http://127.0.0.1:5000")
+        // With a decision listener and no upstream, the sidecar only answers front proxies.
+        if !decision_only_allowed {
+            p.push(
+                "upstream.url",
+                "missing required key (e.g. \"http://127.0.0.1:5000\"; it may be left out only when [authz] address is set, for decisions only)",
+            );
+        }
+        None
     } else {
         match raw.url.trim().parse::<Uri>() {
             Ok(u)
@@ -26,7 +33,7 @@ pub(super) fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> Upstream
                 if u.authority().is_some_and(|a| a.as_str().contains('@')) {
                     p.push("upstream.url", "credentials in the URL are not supported");
                 }
-                u
+                Some(u)
             }
             _ => {
                 p.push(
@@ -36,7 +43,7 @@ pub(super) fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> Upstream
                         raw.url
                     ),
                 );
-                Uri::from_static("http://127.0.0.1:5000")
+                None
             }
         }
     };
@@ -56,7 +63,7 @@ pub(super) fn validate_upstream(p: &mut Problems, raw: &RawUpstream) -> Upstream
         }
         PathBuf::from(f)
     });
-    if ca_file.is_some() && url.scheme_str() != Some("https") {
+    if ca_file.is_some() && url.as_ref().and_then(Uri::scheme_str) != Some("https") {
         p.push(
             "upstream.ca_file",
             "only meaningful with an https upstream.url",

@@ -303,3 +303,59 @@ async fn the_token_comes_only_from_the_configured_sources() {
         (403, "multiple_tokens".to_string())
     );
 }
+
+#[tokio::test]
+async fn without_an_upstream_the_sidecar_answers_decisions_only() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let proxy_port = free_port();
+    let text = config_text(
+        "",
+        &jwks.url(),
+        &format!("{ROUTES}\n[authz]\naddress = \"127.0.0.1:0\"\nprotocol = \"nginx\"\n"),
+    )
+    .replace(
+        "address = \"127.0.0.1:0\"\nheader_read_timeout",
+        &format!("address = \"127.0.0.1:{proxy_port}\"\nheader_read_timeout"),
+    );
+    let c = config(&text);
+    assert!(c.decision_only());
+    let sidecar = cognito_sidecar::server::Sidecar::start(c).await.unwrap();
+    let authz = sidecar.authz_addr().unwrap();
+    assert_eq!(sidecar.proxy_addr(), None);
+    assert_eq!(sidecar.local_addr(), authz);
+    // Nothing listens where a proxy would: nothing can be forwarded.
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{proxy_port}").parse().unwrap();
+    assert!(tokio::net::TcpStream::connect(proxy).await.is_err());
+    let t = sign(&access_claims("dotnet-demo/dotnet"));
+    let admin = sidecar.admin_addr().unwrap();
+    eventually(std::time::Duration::from_secs(10), || async move {
+        get(admin, "/readyz").await.status == 200
+    })
+    .await;
+    let r = nginx_check(authz, "GET", "/weatherforecast", Some(&t)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(hv(&r, "x-auth-sub"), CLIENT);
+    assert_eq!(
+        nginx_check(authz, "GET", "/weatherforecast", None)
+            .await
+            .status,
+        401
+    );
+    sidecar.shutdown().await;
+
+    // Without [authz] address, [upstream] url stays required, and the error says why.
+    let Err(e) = cognito_sidecar::config::Config::from_toml_str(
+        "sidecar.toml",
+        &config_text("", &jwks.url(), ""),
+        &[],
+    ) else {
+        panic!("no upstream and no decision listener accepted")
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("sidecar.toml")
+            && msg.contains("upstream.url")
+            && msg.contains("[authz] address"),
+        "{msg}"
+    );
+}

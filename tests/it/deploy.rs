@@ -322,7 +322,7 @@ fn ingress_authz_config_passes_check() {
     assert!(!toml.contains("apiVersion"), "{toml}");
     let out = check_config("ingress", &toml);
     // The effective config: the decision listener on the Service's port, trusting a pod
-    // network, and the unused proxy listener on loopback only.
+    // network, and decision-only (no upstream, so no proxy listener).
     let authz = out
         .split("\n[authz]\n")
         .nth(1)
@@ -334,8 +334,8 @@ fn ingress_authz_config_passes_check() {
         "{authz}"
     );
     assert!(
-        out.contains("[listener]\naddress = \"127.0.0.1:"),
-        "the proxy listener is bound to loopback:\n{out}"
+        out.contains("[upstream]\nurl = \"\"\n"),
+        "decision-only (no upstream url):\n{out}"
     );
 }
 
