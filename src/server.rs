@@ -253,7 +253,12 @@ async fn accept_loop(
     cancel: CancellationToken,
     role: Role,
 ) {
-    let builder = conn_builder(&cfg);
+    let mut builder = conn_builder(&cfg);
+    if role == Role::Authz {
+        // A check answer goes to the front proxy, which dates what it sends the client.
+        builder.http1().auto_date_header(false);
+        builder.http2().auto_date_header(false);
+    }
     let graceful = GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     loop {

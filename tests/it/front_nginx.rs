@@ -47,6 +47,10 @@ http {{
   fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
+  upstream sidecar_authz {{
+    server {authz};
+    keepalive 64;
+  }}
   server {{
     listen 127.0.0.1:{port};
 
@@ -78,15 +82,21 @@ http {{
 
     location = /_sidecar_authz {{
       internal;
-      proxy_pass http://{authz};
+      proxy_pass http://sidecar_authz;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
       proxy_bind {NGINX_AUTHZ_SOURCE};
       proxy_pass_request_body off;
+      # Only what the decision needs: the original request's line and host, and the
+      # headers the [token] sources read (one line each).
+      proxy_pass_request_headers off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-Method $request_method;
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-Host $host;
-      # The original request's X-Original-*/X-Forwarded-* are replaced above; nothing
-      # else of the client's decides.
+      proxy_set_header Authorization $http_authorization;
+      proxy_set_header Cookie $http_cookie;
+      proxy_set_header X-Request-Id $http_x_request_id;
     }}
   }}
 }}
