@@ -182,7 +182,7 @@ pub async fn handle(
     }
     let mut start = Start::now(&req);
     let cfg = &state.config;
-    let original = if cfg.authz.trusts(conn.peer.ip()) {
+    let original = if conn.trusted(&cfg.authz) {
         original(&cfg.authz, &req)
     } else {
         tracing::warn!(peer = %conn.peer, "decision request from a peer outside [authz] trusted_proxies");
@@ -207,6 +207,7 @@ mod tests {
             protocol,
             trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
             path_prefix: prefix.into(),
+            socket_mode: 0o600,
         }
     }
 

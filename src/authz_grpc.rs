@@ -90,7 +90,7 @@ impl Authorization for Checker {
             .and_then(|r| r.http)
             .unwrap_or_default();
         // Nothing from an untrusted peer is read, not even its headers.
-        let (headers, original) = if !state.config.authz.trusts(self.conn.peer.ip()) {
+        let (headers, original) = if !self.conn.trusted(&state.config.authz) {
             tracing::warn!(peer = %self.conn.peer, "gRPC check from a peer outside [authz] trusted_proxies");
             (HeaderMap::new(), Err(ProxyError::UntrustedProxy))
         } else {

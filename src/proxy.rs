@@ -38,8 +38,19 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Connection facts the pipeline needs.
 #[derive(Clone, Copy)]
 pub struct Conn {
+    /// The TCP peer (`0.0.0.0:0` on a Unix socket).
     pub peer: SocketAddr,
     pub tls: bool,
+    /// Came over the decision listener's Unix socket, whose file mode says who may connect.
+    pub unix: bool,
+}
+
+impl Conn {
+    /// Whether this peer may speak for an original request: a connection on the Unix socket
+    /// (the file's mode let it in), or a TCP peer in `[authz] trusted_proxies`.
+    pub fn trusted(&self, authz: &crate::config::AuthzConfig) -> bool {
+        self.unix || authz.trusts(self.peer.ip())
+    }
 }
 
 /// Serves one request. Never fails: errors become answers.

@@ -4,6 +4,7 @@
 //! `admin.rs`'s; what happens to a request is `proxy.rs`'s.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,13 +15,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ListenerConfig};
+use crate::config::{AuthzListen, Config, ListenerConfig};
 use crate::metrics::Metrics;
 use crate::proxy::{self, Conn};
 use crate::state::Shared;
@@ -34,6 +35,7 @@ pub struct Sidecar {
     main_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     authz_addr: Option<SocketAddr>,
+    authz_socket: Option<PathBuf>,
     cancel: CancellationToken,
     /// The admin listener outlives the drain, so probes see `/readyz` 503 meanwhile.
     admin_cancel: CancellationToken,
@@ -83,21 +85,27 @@ impl Sidecar {
             .as_ref()
             .map(|l| l.local_addr())
             .transpose()?;
-        let authz_listener = match config.authz.address {
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on authz address {a}"))?,
-            ),
+        let authz_listener = match &config.authz.address {
+            Some(AuthzListen::Tcp(a)) => {
+                Some(Bound::Tcp(TcpListener::bind(a).await.with_context(
+                    || format!("cannot listen on authz address {a}"),
+                )?))
+            }
+            Some(AuthzListen::Unix(path)) => Some(bind_unix(path, config.authz.socket_mode)?),
             None => None,
         };
-        let authz_addr = authz_listener
-            .as_ref()
-            .map(|l| l.local_addr())
-            .transpose()?;
+        let authz_addr = match &authz_listener {
+            Some(Bound::Tcp(l)) => Some(l.local_addr()?),
+            _ => None,
+        };
+        let authz_socket = match &authz_listener {
+            Some(Bound::Unix(_, path)) => Some(path.clone()),
+            _ => None,
+        };
+        // Decision-only on a Unix socket has no TCP address to name.
         let main_addr = proxy_addr
             .or(authz_addr)
-            .context("decision-only mode (no [upstream] url) needs [authz] address")?;
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let listener_cfg = config.listener.clone();
         log_warnings(&config);
         let shared = Arc::new(Shared::new(config, metrics)?);
@@ -115,7 +123,7 @@ impl Sidecar {
         });
         let proxy_task = listener.map(|l| {
             tokio::spawn(accept_loop(
-                l,
+                Bound::Tcp(l),
                 tls,
                 Arc::clone(&shared),
                 listener_cfg,
@@ -138,6 +146,7 @@ impl Sidecar {
             main_addr,
             admin_addr,
             authz_addr,
+            authz_socket,
             cancel,
             admin_cancel,
             proxy_task,
@@ -147,7 +156,7 @@ impl Sidecar {
     }
 
     /// The address clients connect to: the proxy listener's, or in decision-only mode the
-    /// decision listener's.
+    /// decision listener's (`0.0.0.0:0` when that is a Unix socket).
     pub fn local_addr(&self) -> SocketAddr {
         self.main_addr
     }
@@ -162,9 +171,14 @@ impl Sidecar {
         self.admin_addr
     }
 
-    /// The decision listener's bound address, if enabled (`[authz] address`).
+    /// The decision listener's bound address, if enabled on TCP (`[authz] address`).
     pub fn authz_addr(&self) -> Option<SocketAddr> {
         self.authz_addr
+    }
+
+    /// The decision listener's Unix socket, if enabled on one (`address = "unix:<path>"`).
+    pub fn authz_socket(&self) -> Option<&Path> {
+        self.authz_socket.as_deref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -245,8 +259,57 @@ enum Role {
     Authz,
 }
 
+/// A bound listener: TCP, or the decision listener's Unix socket (and its path, removed
+/// when the loop ends).
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    Unix(UnixStream),
+}
+
+impl Bound {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Bound::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
+            Bound::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// Binds the decision listener's Unix socket with `mode`. A socket file left by a sidecar
+/// that is gone is replaced; a live one (it accepts a connection) or any other file is an
+/// error, never removed.
+fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<Bound> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "authz.address: {} exists and is not a socket",
+                path.display()
+            );
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "authz.address: {} is in use by another process",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on authz address unix:{}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(Bound::Unix(l, path.to_path_buf()))
+}
+
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Bound,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     cfg: ListenerConfig,
@@ -273,7 +336,7 @@ async fn accept_loop(
             p = Arc::clone(&limit).acquire_owned() => p.expect("semaphore never closed"),
             _ = cancel.cancelled() => break,
         };
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -285,7 +348,6 @@ async fn accept_loop(
             },
             _ = cancel.cancelled() => break,
         };
-        let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -294,32 +356,59 @@ async fn accept_loop(
         let cancel = cancel.clone();
         tokio::spawn(async move {
             shared.metrics.connections_active.inc();
-            let conn = Conn {
-                peer,
-                tls: tls.is_some(),
-            };
-            let stream = match tls {
-                None => Some(Either::Left(stream)),
-                Some(acceptor) => tls_handshake(&acceptor, stream, peer, handshake_timeout)
-                    .await
-                    .map(Either::Right),
-            };
-            if let Some(stream) = stream {
-                serve(
-                    stream,
-                    conn,
-                    &shared,
-                    &builder,
-                    watcher,
-                    handshake_timeout,
-                    &cancel,
-                    role,
-                )
-                .await;
+            match accepted {
+                Accepted::Tcp(stream, peer) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = Conn {
+                        peer,
+                        tls: tls.is_some(),
+                        unix: false,
+                    };
+                    let stream = match tls {
+                        None => Some(Either::Left(stream)),
+                        Some(acceptor) => tls_handshake(&acceptor, stream, peer, handshake_timeout)
+                            .await
+                            .map(Either::Right),
+                    };
+                    if let Some(stream) = stream {
+                        serve(
+                            stream,
+                            conn,
+                            &shared,
+                            &builder,
+                            watcher,
+                            handshake_timeout,
+                            &cancel,
+                            role,
+                        )
+                        .await;
+                    }
+                }
+                Accepted::Unix(stream) => {
+                    let conn = Conn {
+                        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                        tls: false,
+                        unix: true,
+                    };
+                    serve(
+                        stream,
+                        conn,
+                        &shared,
+                        &builder,
+                        watcher,
+                        handshake_timeout,
+                        &cancel,
+                        role,
+                    )
+                    .await;
+                }
             }
             shared.metrics.connections_active.dec();
             drop(permit);
         });
+    }
+    if let Bound::Unix(_, path) = &listener {
+        let _ = std::fs::remove_file(path);
     }
     drop(listener);
     let drain = cfg.drain_timeout;

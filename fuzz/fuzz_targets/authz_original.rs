@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             String::new()
         },
+        socket_mode: 0o600,
     };
     let text = String::from_utf8_lossy(rest);
     let mut req = Request::new(());

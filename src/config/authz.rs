@@ -2,9 +2,10 @@
 //! Traefik `forwardAuth`, Envoy `ext_authz`) ask. Answering them is `crate::authz`'s.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::listener::parse_addr;
-use super::model::AuthzConfig;
+use super::model::{AuthzConfig, AuthzListen};
 use super::problems::Problems;
 use super::raw::RawAuthz;
 use super::types::AuthzProtocol;
@@ -20,16 +21,42 @@ pub(super) fn validate_authz(
 ) -> AuthzConfig {
     let address = match raw.address.trim() {
         "" => None,
-        a => parse_addr(p, "authz.address", a),
+        a => match a.strip_prefix("unix:") {
+            Some(path) if path.starts_with('/') && !path.contains('\0') => {
+                Some(AuthzListen::Unix(PathBuf::from(path)))
+            }
+            Some(_) => {
+                p.push(
+                    "authz.address",
+                    format!("{a:?}: a Unix socket is unix:<absolute path>, e.g. \"unix:/run/cognito-sidecar/authz.sock\""),
+                );
+                None
+            }
+            None => parse_addr(p, "authz.address", a).map(AuthzListen::Tcp),
+        },
     };
-    if let Some(a) = address.filter(|a| a.port() != 0) {
-        if a == listener || Some(a) == admin {
+    if let Some(AuthzListen::Tcp(a)) = &address {
+        if a.port() != 0 && (*a == listener || Some(*a) == admin) {
             p.push(
                 "authz.address",
                 "must differ from listener.address and admin.address",
             );
         }
     }
+    let socket_mode = match u32::from_str_radix(raw.socket_mode.trim().trim_start_matches("0o"), 8)
+    {
+        Ok(m) if m <= 0o777 && m & 0o007 == 0 => m,
+        _ => {
+            p.push(
+                "authz.socket_mode",
+                format!(
+                    "{:?}: an octal file mode without permissions for others, e.g. \"0600\" or \"0660\"",
+                    raw.socket_mode
+                ),
+            );
+            0o600
+        }
+    };
     let mut trusted_proxies = Vec::new();
     for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
         let cidr = cidr.trim();
@@ -69,6 +96,7 @@ pub(super) fn validate_authz(
     }
     AuthzConfig {
         address,
+        socket_mode,
         protocol,
         trusted_proxies,
         path_prefix,

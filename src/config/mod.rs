@@ -28,9 +28,9 @@ mod upstream;
 pub use authz::GRPC_CHECK_PATH;
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
-    AdminConfig, AlbIssuerConfig, AuthzConfig, CognitoPool, DefaultPolicy, ForwardConfig,
-    IssuerConfig, ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig, TlsFiles,
-    TokenConfig, UpstreamConfig,
+    AdminConfig, AlbIssuerConfig, AuthzConfig, AuthzListen, CognitoPool, DefaultPolicy,
+    ForwardConfig, IssuerConfig, ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig,
+    TlsFiles, TokenConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{

@@ -276,7 +276,10 @@ pub struct LogConfig {
 pub struct AuthzConfig {
     /// `None` when off (`address = ""`).
     #[serde(serialize_with = "display_or_empty")]
-    pub address: Option<SocketAddr>,
+    pub address: Option<AuthzListen>,
+    /// The Unix socket's file mode (who may connect), e.g. `0o660`.
+    #[serde(serialize_with = "octal_mode")]
+    pub socket_mode: u32,
     pub protocol: AuthzProtocol,
     /// Peers whose original-request headers are believed.
     #[serde(serialize_with = "display_all")]
@@ -285,7 +288,36 @@ pub struct AuthzConfig {
     pub path_prefix: String,
 }
 
+/// Where the decision listener listens: `IP:PORT`, or `unix:<path>` (a Unix socket, for a
+/// front proxy on the same host: no TCP, and the file's mode says who may connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthzListen {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for AuthzListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthzListen::Tcp(a) => write!(f, "{a}"),
+            AuthzListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+fn octal_mode<S: Serializer>(m: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{m:04o}"))
+}
+
 impl AuthzConfig {
+    /// The TCP address, when the decision listener is on one.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match &self.address {
+            Some(AuthzListen::Tcp(a)) => Some(*a),
+            _ => None,
+        }
+    }
+
     /// Whether `ip` may speak for the original request.
     pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
         let ip = match ip {

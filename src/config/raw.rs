@@ -61,6 +61,7 @@ section! {
         protocol: String = AuthzProtocol::Nginx.to_string(),
         trusted_proxies: Vec<String> = vec!["127.0.0.0/8".into(), "::1/128".into()],
         path_prefix: String = String::new(),
+        socket_mode: String = "0600".into(),
     }
 }
 

@@ -359,3 +359,84 @@ async fn without_an_upstream_the_sidecar_answers_decisions_only() {
         "{msg}"
     );
 }
+
+/// A sidecar whose decision listener is the Unix socket `sock` (decision-only).
+fn unix_config(sock: &std::path::Path, jwks: &str) -> String {
+    config_text(
+        "",
+        jwks,
+        &format!("{ROUTES}\n[authz]\naddress = \"unix:{}\"\n", sock.display()),
+    )
+}
+
+#[tokio::test]
+async fn the_unix_socket_replaces_only_a_stale_socket_and_is_removed_at_shutdown() {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("authz.sock");
+
+    // A socket file nobody listens on (a sidecar that was killed): replaced.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let sidecar = cognito_sidecar::server::Sidecar::start(config(&unix_config(&sock, &jwks.url())))
+        .await
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the default mode lets only the sidecar's user connect"
+    );
+    // A live socket is never taken over.
+    let Err(e) =
+        cognito_sidecar::server::Sidecar::start(config(&unix_config(&sock, &jwks.url()))).await
+    else {
+        panic!("a second sidecar took over a live socket")
+    };
+    assert!(e.to_string().contains("in use"), "{e:#}");
+    // The first one still answers on it.
+    assert!(tokio::net::UnixStream::connect(&sock).await.is_ok());
+    sidecar.shutdown().await;
+    assert!(!sock.exists(), "the socket file outlived the sidecar");
+
+    // Any other file at the path is never removed.
+    std::fs::write(&sock, b"not a socket").unwrap();
+    let Err(e) =
+        cognito_sidecar::server::Sidecar::start(config(&unix_config(&sock, &jwks.url()))).await
+    else {
+        panic!("a regular file was replaced by the socket")
+    };
+    assert!(e.to_string().contains("is not a socket"), "{e:#}");
+    assert_eq!(std::fs::read(&sock).unwrap(), b"not a socket");
+}
+
+#[test]
+fn unix_socket_config_errors_name_the_key() {
+    for (authz, key) in [
+        ("address = \"unix:relative.sock\"", "authz.address"),
+        ("address = \"unix:\"", "authz.address"),
+        (
+            "address = \"unix:/run/a.sock\"\nsocket_mode = \"0666\"",
+            "authz.socket_mode",
+        ),
+        (
+            "address = \"unix:/run/a.sock\"\nsocket_mode = \"rw\"",
+            "authz.socket_mode",
+        ),
+    ] {
+        let text = config_text(
+            "",
+            "http://127.0.0.1:1/jwks",
+            &format!("[authz]\n{authz}\n"),
+        );
+        let Err(e) = cognito_sidecar::config::Config::from_toml_str("sidecar.toml", &text, &[])
+        else {
+            panic!("{authz} accepted")
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("sidecar.toml") && msg.contains(key),
+            "{authz}: {msg}"
+        );
+    }
+}

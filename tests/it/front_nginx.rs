@@ -30,8 +30,15 @@ impl Drop for Nginx {
 }
 
 /// The README's nginx snippet, with the test's addresses.
-fn nginx_conf(dir: &std::path::Path, port: u16, authz: SocketAddr, upstream: &str) -> String {
+/// `authz`: nginx's `server` for the decision listener (`127.0.0.1:PORT` or `unix:PATH`).
+fn nginx_conf(dir: &std::path::Path, port: u16, authz: &str, upstream: &str) -> String {
     let upstream = upstream.trim_start_matches("http://");
+    // Over TCP, nginx's check requests come from their own address (trusted_proxies).
+    let bind = if authz.starts_with("unix:") {
+        String::new()
+    } else {
+        format!("proxy_bind {NGINX_AUTHZ_SOURCE};")
+    };
     let d = dir.display();
     format!(
         r#"daemon off;
@@ -85,7 +92,7 @@ http {{
       proxy_pass http://sidecar_authz;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_bind {NGINX_AUTHZ_SOURCE};
+      {bind}
       proxy_pass_request_body off;
       # Only what the decision needs: the original request's line and host, and the
       # headers the [token] sources read (one line each).
@@ -104,7 +111,7 @@ http {{
     )
 }
 
-async fn start_nginx(authz: SocketAddr, upstream: &str) -> Nginx {
+async fn start_nginx(authz: &str, upstream: &str) -> Nginx {
     assert!(
         std::path::Path::new(NGINX).exists(),
         "{NGINX} not found: ./test.sh installs Debian's nginx (apt-get install nginx)"
@@ -163,7 +170,7 @@ async fn nginx_auth_request_in_front_of_the_upstream() {
     ))
     .await;
     let authz = env.sidecar.authz_addr().unwrap();
-    let nginx = start_nginx(authz, &env.upstream.url()).await;
+    let nginx = start_nginx(&authz.to_string(), &env.upstream.url()).await;
     front_proxy_holds(nginx.addr, &env, false).await;
 
     // A forged original request straight at the decision listener, from outside
@@ -203,7 +210,7 @@ async fn keys_unavailable_behind_nginx_is_503_with_retry_after() {
     let sidecar = cognito_sidecar::Sidecar::start(config(&text))
         .await
         .unwrap();
-    let nginx = start_nginx(sidecar.authz_addr().unwrap(), &upstream.url()).await;
+    let nginx = start_nginx(&sidecar.authz_addr().unwrap().to_string(), &upstream.url()).await;
     let t = sign(&access_claims("dotnet-demo/dotnet"));
     let r = request(
         nginx.addr,
@@ -216,4 +223,24 @@ async fn keys_unavailable_behind_nginx_is_503_with_retry_after() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), Some("5"));
     assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn nginx_auth_request_over_a_unix_socket() {
+    // The socket lives in a directory of its own; its mode, not trusted_proxies (which
+    // names no one here), says who may ask.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("authz.sock");
+    let env = Env::start(&format!(
+        "{ROUTES}\n[authz]\naddress = \"unix:{}\"\nprotocol = \"nginx\"\ntrusted_proxies = [\"192.0.2.1/32\"]\nsocket_mode = \"0660\"\n",
+        sock.display()
+    ))
+    .await;
+    assert_eq!(env.sidecar.authz_socket(), Some(sock.as_path()));
+    assert_eq!(env.sidecar.authz_addr(), None);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let nginx = start_nginx(&format!("unix:{}", sock.display()), &env.upstream.url()).await;
+    front_proxy_holds(nginx.addr, &env, false).await;
 }
