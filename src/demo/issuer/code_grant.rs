@@ -150,10 +150,7 @@ fn tokens(
         out.insert("id_token".into(), t.id.into());
     }
     out.insert("access_token".into(), t.access.into());
-    out.insert(
-        "expires_in".into(),
-        json!(state.cfg.access_ttl.as_secs()),
-    );
+    out.insert("expires_in".into(), json!(state.cfg.access_ttl.as_secs()));
     out.insert("token_type".into(), "Bearer".into());
     out
 }
@@ -166,8 +163,14 @@ mod tests {
     fn demo_s256_is_rfc_7636s() {
         // RFC 7636 Appendix B.
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        assert!(s256_matches(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(s256_matches(
+            v,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
         assert!(!s256_matches(v, v));
-        assert!(!s256_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!s256_matches(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
 }

@@ -43,7 +43,10 @@ pub(super) enum Refused {
     /// Unknown, expired, or not for this request.
     Invalid,
     /// Redeemed before: the tokens of that sign-in are to be revoked.
-    Replayed { username: String, origin_jti: String },
+    Replayed {
+        username: String,
+        origin_jti: String,
+    },
 }
 
 #[derive(Debug, Default)]

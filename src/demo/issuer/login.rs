@@ -122,7 +122,10 @@ fn parse_params(raw: &[u8]) -> Option<Params> {
 fn query_params(req: &Request<Incoming>) -> Result<Params, Resp> {
     let query = req.uri().query().unwrap_or("");
     parse_params(query.as_bytes()).ok_or_else(|| {
-        html::error_page(StatusCode::BAD_REQUEST, "A parameter is given more than once.")
+        html::error_page(
+            StatusCode::BAD_REQUEST,
+            "A parameter is given more than once.",
+        )
     })
 }
 
@@ -130,8 +133,7 @@ fn query_params(req: &Request<Incoming>) -> Result<Params, Resp> {
 /// RFC 7636's unreserved characters.
 pub(super) fn pkce_shaped(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
@@ -150,12 +152,18 @@ fn check<'a>(state: &'a State, p: &Params) -> Result<AuthRequest<'a>, Refusal> {
         return Err(page("Required parameter redirect_uri is missing."));
     };
     if !client.callback_urls.iter().any(|u| u == redirect_uri) {
-        return Err(page("redirect_mismatch: redirect_uri is not a callback URL of this client."));
+        return Err(page(
+            "redirect_mismatch: redirect_uri is not a callback URL of this client.",
+        ));
     }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
         None | Some("") => return Err(page("Required parameter response_type is missing.")),
-        Some(_) => return Err(page("unsupported_response_type: only response_type=code is supported.")),
+        Some(_) => {
+            return Err(page(
+                "unsupported_response_type: only response_type=code is supported.",
+            ))
+        }
     }
     let st = p.get("state").cloned();
     let back = |error: &str, description: &str| {
@@ -166,7 +174,10 @@ fn check<'a>(state: &'a State, p: &Params) -> Result<AuthRequest<'a>, Refusal> {
         Refusal::Redirect(with_query(redirect_uri, &q))
     };
     if !client.authorization_code {
-        return Err(back("unauthorized_client", "code flow not enabled for this client"));
+        return Err(back(
+            "unauthorized_client",
+            "code flow not enabled for this client",
+        ));
     }
     let challenge = p.get("code_challenge").filter(|c| !c.is_empty());
     let method = p.get("code_challenge_method").filter(|m| !m.is_empty());
@@ -177,11 +188,12 @@ fn check<'a>(state: &'a State, p: &Params) -> Result<AuthRequest<'a>, Refusal> {
             return Err(back("invalid_request", "code_challenge is malformed"))
         }
         (Some(_), _) => {
-            return Err(back("invalid_request", "code_challenge_method must be S256"))
+            return Err(back(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ))
         }
-        (None, Some(_)) => {
-            return Err(back("invalid_request", "code_challenge is missing"))
-        }
+        (None, Some(_)) => return Err(back("invalid_request", "code_challenge is missing")),
     }
     let nonce = p.get("nonce").filter(|n| !n.is_empty()).cloned();
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE) {
@@ -296,10 +308,7 @@ pub(super) fn logout(state: &State, req: &Request<Incoming>) -> Resp {
         Err(r) => return r,
     };
     let page = |m: &str| html::error_page(StatusCode::BAD_REQUEST, m);
-    let Some(client) = p
-        .get("client_id")
-        .and_then(|c| state.cfg.client_by_id(c))
-    else {
+    let Some(client) = p.get("client_id").and_then(|c| state.cfg.client_by_id(c)) else {
         return page("Invalid client: no such app client.");
     };
     if let Some(logout_uri) = p.get("logout_uri") {
@@ -325,10 +334,16 @@ mod tests {
     #[test]
     fn demo_login_query_building_and_pkce_shape() {
         assert_eq!(
-            with_query("http://localhost:1/cb", &[("code", "a b"), ("state", "x&y=\"<")]),
+            with_query(
+                "http://localhost:1/cb",
+                &[("code", "a b"), ("state", "x&y=\"<")]
+            ),
             "http://localhost:1/cb?code=a%20b&state=x%26y%3D%22%3C"
         );
-        assert_eq!(with_query("http://h/cb?k=v", &[("code", "c")]), "http://h/cb?k=v&code=c");
+        assert_eq!(
+            with_query("http://h/cb?k=v", &[("code", "c")]),
+            "http://h/cb?k=v&code=c"
+        );
         assert!(pkce_shaped(&"a".repeat(43)));
         assert!(!pkce_shaped(&"a".repeat(42)));
         assert!(!pkce_shaped(&"a".repeat(129)));

@@ -192,7 +192,10 @@ fn method_not_allowed(allow: &'static str) -> Resp {
 /// The OpenID discovery document: the `iss`, and where (on loopback) the keys,
 /// managed login and the token, revocation and sign-out endpoints are.
 fn discovery(state: &State) -> Value {
-    let mut scopes: Vec<String> = STANDARD_OAUTH_SCOPES.iter().map(|s| s.to_string()).collect();
+    let mut scopes: Vec<String> = STANDARD_OAUTH_SCOPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     scopes.extend(state.cfg.custom_scopes());
     json!({
         "issuer": state.issuer,
