@@ -119,14 +119,16 @@ fn parse_params(raw: &[u8]) -> Option<Params> {
     Some(params)
 }
 
-fn query_params(req: &Request<Incoming>) -> Result<Params, Resp> {
-    let query = req.uri().query().unwrap_or("");
-    parse_params(query.as_bytes()).ok_or_else(|| {
-        html::error_page(
-            StatusCode::BAD_REQUEST,
-            "A parameter is given more than once.",
-        )
-    })
+/// The query parameters of `req`, or `None` if one is repeated.
+fn query_params(req: &Request<Incoming>) -> Option<Params> {
+    parse_params(req.uri().query().unwrap_or("").as_bytes())
+}
+
+fn repeated_page() -> Resp {
+    html::error_page(
+        StatusCode::BAD_REQUEST,
+        "A parameter is given more than once.",
+    )
 }
 
 /// Whether `s` is a PKCE code verifier or S256 challenge: 43 to 128 of
@@ -238,9 +240,8 @@ fn carried(p: &Params) -> Vec<(&str, &str)> {
 /// `GET /oauth2/authorize` and `GET /login`: the sign-in form for a valid
 /// authorization request.
 pub(super) fn authorize(state: &State, req: &Request<Incoming>) -> Resp {
-    let p = match query_params(req) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(p) = query_params(req) else {
+        return repeated_page();
     };
     match check(state, &p) {
         Ok(a) => html::sign_in_page(StatusCode::OK, &a.client.name, &carried(&p), None, ""),
@@ -303,9 +304,8 @@ pub(super) async fn login(state: &State, req: Request<Incoming>) -> Resp {
 /// same query) if `redirect_uri` is a callback URL; else an error page. The
 /// issuer keeps no browser session, so there is nothing else to forget.
 pub(super) fn logout(state: &State, req: &Request<Incoming>) -> Resp {
-    let p = match query_params(req) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(p) = query_params(req) else {
+        return repeated_page();
     };
     let page = |m: &str| html::error_page(StatusCode::BAD_REQUEST, m);
     let Some(client) = p.get("client_id").and_then(|c| state.cfg.client_by_id(c)) else {

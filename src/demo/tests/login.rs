@@ -409,6 +409,9 @@ async fn confidential_client_signs_in_with_its_secret() {
     assert_eq!(access["scope"], issuer::DEMO_SCOPE);
 }
 
+/// (what, extra parameters, the `error` expected).
+type BackCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn bad_authorization_requests_get_a_page_or_go_back_with_an_error() {
     let h = issuer::start(loopback(), test_config()).await.unwrap();
@@ -441,7 +444,7 @@ async fn bad_authorization_requests_get_a_page_or_go_back_with_an_error() {
     // Back to the callback with an error: (what, extra params, error).
     let m2m = client(&h, issuer::DEMO_M2M_CLIENT);
     #[rustfmt::skip]
-    let back: [(&str, Vec<(&str, &str)>, &str); 5] = [
+    let back: [BackCase; 5] = [
         ("bad scope",    vec![("scope", "openid phone")],                                        "invalid_scope"),
         ("plain",        vec![("code_challenge", &challenge), ("code_challenge_method", "plain")], "invalid_request"),
         ("no method",    vec![("code_challenge", &challenge)],                                   "invalid_request"),
