@@ -28,6 +28,14 @@ pub const DEMO_PASSWORD: &str = "Passw0rd!demo";
 pub const DEMO_EMAIL: &str = "demo-user@example.com";
 /// The demo user's group.
 pub const DEMO_GROUP: &str = "readers";
+/// The OAuth scopes [`DEMO_PASSWORD_CLIENT`] may get through managed login.
+pub const DEMO_OAUTH_SCOPES: [&str; 5] = [
+    "openid",
+    "email",
+    "profile",
+    super::mint::USER_ADMIN_SCOPE,
+    DEMO_SCOPE,
+];
 
 /// The user pool the issuer pretends to be.
 #[derive(Debug, Clone)]
@@ -45,6 +53,14 @@ pub struct IssuerConfig {
     pub resource_servers: Vec<ResourceServer>,
     /// Lifetime of access and id tokens (`exp - iat`, `expires_in`).
     pub access_ttl: Duration,
+    /// Refresh token rotation: the `refresh_token` grant of `/oauth2/token`
+    /// also answers a new refresh token, and the one given stays usable for
+    /// [`IssuerConfig::refresh_grace`] more (Cognito's
+    /// `RefreshTokenRotation.Feature = ENABLED`). Off: the refresh token is kept.
+    pub refresh_rotation: bool,
+    /// How long a rotated-out refresh token still works (Cognito's
+    /// `RetryGracePeriodSeconds`: 0 to 60 s, 60 s by default). 0 = not at all.
+    pub refresh_grace: Duration,
 }
 
 /// A resource server: custom scopes are `<identifier>/<scope>`.
@@ -57,7 +73,7 @@ pub struct ResourceServer {
 }
 
 /// An app client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DemoClient {
     /// Display name, e.g. [`DEMO_M2M_CLIENT`].
     pub name: String,
@@ -70,7 +86,28 @@ pub struct DemoClient {
     pub allowed_scopes: Vec<String>,
     /// `ALLOW_USER_PASSWORD_AUTH`: may use `InitiateAuth` with `USER_PASSWORD_AUTH`.
     pub user_password_auth: bool,
+    /// Allowed OAuth flow `code`: may sign users in through managed login
+    /// (`/oauth2/authorize`, `/login`) and redeem the code on `/oauth2/token`.
+    pub authorization_code: bool,
+    /// Callback URLs: where `/oauth2/authorize` may send the browser back
+    /// (`redirect_uri`, compared exactly).
+    pub callback_urls: Vec<String>,
+    /// Sign-out URLs: where `/logout` may send the browser (`logout_uri`, exactly).
+    pub logout_urls: Vec<String>,
+    /// The scopes the code flow may grant: `openid`, `email`, `phone`,
+    /// `profile`, `aws.cognito.signin.user.admin` and custom scopes
+    /// (`<resource-server>/<scope>`). No `scope` asked = all of them.
+    pub allowed_oauth_scopes: Vec<String>,
 }
+
+/// The scopes Cognito defines itself, besides resource servers' custom scopes.
+pub const STANDARD_OAUTH_SCOPES: [&str; 5] = [
+    "openid",
+    "email",
+    "phone",
+    "profile",
+    super::mint::USER_ADMIN_SCOPE,
+];
 
 /// A user of the pool.
 #[derive(Debug, Clone)]
@@ -131,6 +168,9 @@ impl IssuerConfig {
         if self.access_ttl.as_secs() == 0 {
             bail!("access_ttl must be at least one second");
         }
+        if self.refresh_grace > Duration::from_secs(60) {
+            bail!("refresh_grace must be at most 60 seconds");
+        }
         let known: Vec<String> = self.custom_scopes().collect();
         for (i, c) in self.clients.iter().enumerate() {
             if c.client_id.is_empty() {
@@ -150,6 +190,23 @@ impl IssuerConfig {
                     "client {:?} allows scope {s:?}, which no resource server defines",
                     c.name
                 );
+            }
+            let oauth_scope_ok =
+                |s: &String| STANDARD_OAUTH_SCOPES.contains(&s.as_str()) || known.contains(s);
+            if let Some(s) = c.allowed_oauth_scopes.iter().find(|s| !oauth_scope_ok(s)) {
+                bail!(
+                    "client {:?} allows OAuth scope {s:?}, which is neither a standard scope nor defined by a resource server",
+                    c.name
+                );
+            }
+            for url in c.callback_urls.iter().chain(&c.logout_urls) {
+                let absolute = url.starts_with("http://") || url.starts_with("https://");
+                if !absolute || url.contains('#') || url.chars().any(char::is_whitespace) {
+                    bail!(
+                        "client {:?}: URL {url:?} must be an absolute http(s) URL without a fragment",
+                        c.name
+                    );
+                }
             }
         }
         for (i, u) in self.users.iter().enumerate() {
@@ -208,11 +265,38 @@ pub fn random_client_secret() -> String {
 /// client-credentials client [`DEMO_M2M_CLIENT`] (with secret, scope
 /// [`DEMO_SCOPE`]); a public password client [`DEMO_PASSWORD_CLIENT`]
 /// (`ALLOW_USER_PASSWORD_AUTH`, no secret); user [`DEMO_USERNAME`] /
-/// [`DEMO_PASSWORD`] in group [`DEMO_GROUP`]. Client ids, the secret and the
+/// [`DEMO_PASSWORD`] in group [`DEMO_GROUP`]. The password client also allows
+/// the code flow (scopes [`DEMO_OAUTH_SCOPES`]) but has no callback URL:
+/// [`demo_config_for_login`] gives it one. Client ids, the secret and the
 /// user's `sub` are random on every call. Tokens carry the original form of
 /// `iss` ([`demo_config_with`] picks the form).
 pub fn demo_config() -> IssuerConfig {
     demo_config_with(IssuerForm::Original)
+}
+
+/// [`demo_config`] whose password client [`DEMO_PASSWORD_CLIENT`] signs users
+/// in through managed login (the code flow, with or without PKCE) back to
+/// `callback_url`, and may sign out to `logout_url`.
+pub fn demo_config_for_login(callback_url: &str, logout_url: &str) -> IssuerConfig {
+    demo_config().with_login_urls(callback_url, logout_url)
+}
+
+impl IssuerConfig {
+    /// This pool with [`DEMO_PASSWORD_CLIENT`]'s callback URLs set to
+    /// `[callback_url]` and its sign-out URLs to `[logout_url]` (it allows
+    /// the code flow already). For another issuer form:
+    /// `demo_config_with(form).with_login_urls(..)`.
+    pub fn with_login_urls(mut self, callback_url: &str, logout_url: &str) -> Self {
+        if let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.name == DEMO_PASSWORD_CLIENT)
+        {
+            c.callback_urls = vec![callback_url.to_owned()];
+            c.logout_urls = vec![logout_url.to_owned()];
+        }
+        self
+    }
 }
 
 /// [`demo_config`] whose tokens carry the `iss` of `issuer_form`.
@@ -229,6 +313,7 @@ pub fn demo_config_with(issuer_form: IssuerForm) -> IssuerConfig {
                 client_credentials: true,
                 allowed_scopes: vec![DEMO_SCOPE.into()],
                 user_password_auth: false,
+                ..DemoClient::default()
             },
             DemoClient {
                 name: DEMO_PASSWORD_CLIENT.into(),
@@ -237,6 +322,10 @@ pub fn demo_config_with(issuer_form: IssuerForm) -> IssuerConfig {
                 client_credentials: false,
                 allowed_scopes: vec![],
                 user_password_auth: true,
+                authorization_code: true,
+                callback_urls: vec![],
+                logout_urls: vec![],
+                allowed_oauth_scopes: DEMO_OAUTH_SCOPES.iter().map(|s| s.to_string()).collect(),
             },
         ],
         users: vec![DemoUser {
@@ -251,5 +340,7 @@ pub fn demo_config_with(issuer_form: IssuerForm) -> IssuerConfig {
             scopes: vec!["dotnet".into()],
         }],
         access_ttl: Duration::from_secs(3600),
+        refresh_rotation: false,
+        refresh_grace: Duration::from_secs(60),
     }
 }

@@ -83,6 +83,9 @@ pub(super) fn initiate_auth(state: &State, input: &Input) -> Answer {
             username: user.username.clone(),
             client_id: client.client_id.clone(),
             origin_jti: tokens.origin_jti,
+            scopes: vec![mint::USER_ADMIN_SCOPE.to_owned()],
+            auth_time: tokens.auth_time,
+            id_token: true,
         },
     );
     Ok(json!({

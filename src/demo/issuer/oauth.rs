@@ -35,6 +35,11 @@ impl OAuthError {
         }
     }
 
+    /// The HTTP status.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// A 401 with this `error` code.
     pub(super) fn unauthorized(error: &'static str) -> Self {
         OAuthError {
@@ -114,6 +119,23 @@ pub(super) fn authenticate_client<'a>(
         client_credentials(headers, form).map_err(|e| e.error(invalid_client))?;
     cfg.client_by_id(&client_id)
         .filter(|c| secret.as_deref().is_some_and(|s| c.has_secret(s)))
+        .ok_or(invalid_client)
+}
+
+/// The client a request names, authenticated: a client with a secret must
+/// give it (Basic or form, as [`authenticate_client`]); a public client gives
+/// `client_id` alone (an empty secret counts as none). Else `invalid_client`.
+pub(super) fn authenticate_any_client<'a>(
+    cfg: &'a IssuerConfig,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<&'a DemoClient, OAuthError> {
+    let invalid_client = OAuthError::bad_request("invalid_client");
+    let (client_id, secret) =
+        client_credentials(headers, form).map_err(|e| e.error(invalid_client))?;
+    let secret = secret.filter(|s| !s.is_empty());
+    cfg.client_by_id(&client_id)
+        .filter(|c| c.authenticates(secret.as_deref()))
         .ok_or(invalid_client)
 }
 

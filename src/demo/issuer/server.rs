@@ -11,8 +11,9 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::config::IssuerConfig;
+use super::config::{IssuerConfig, STANDARD_OAUTH_SCOPES};
 use super::idp::idp_api;
+use super::login;
 use super::revoke::revoke_endpoint;
 use super::state::State;
 use super::token_endpoint::token_endpoint;
@@ -68,6 +69,22 @@ impl IssuerHandle {
     /// `http://127.0.0.1:<port>/oauth2/token`.
     pub fn token_url(&self) -> String {
         self.state.token_url()
+    }
+
+    /// `http://127.0.0.1:<port>/oauth2/authorize`: managed login's start
+    /// (`?response_type=code&client_id=..&redirect_uri=..&state=..&scope=..&code_challenge=..&code_challenge_method=S256`).
+    pub fn authorize_url(&self) -> String {
+        self.state.authorize_url()
+    }
+
+    /// `http://127.0.0.1:<port>/login`: where the sign-in form posts.
+    pub fn login_url(&self) -> String {
+        format!("{}/login", self.state.base)
+    }
+
+    /// `http://127.0.0.1:<port>/logout` (`?client_id=..&logout_uri=..`).
+    pub fn logout_url(&self) -> String {
+        self.state.logout_url()
     }
 
     /// `http://127.0.0.1:<port>/oauth2/revoke`.
@@ -149,6 +166,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         ("/oauth2/revoke", _) if post => revoke_endpoint(state, req).await,
         ("/", _) if post => idp_api(state, req).await,
         ("/oauth2/token" | "/oauth2/revoke" | "/", _) => method_not_allowed("POST"),
+        ("/oauth2/authorize", _) if get => login::authorize(state, &req),
+        ("/login", _) if get => login::authorize(state, &req),
+        ("/login", _) if post => login::login(state, req).await,
+        ("/logout", _) if get => login::logout(state, &req),
+        ("/oauth2/authorize" | "/logout", _) => method_not_allowed("GET, HEAD"),
+        ("/login", _) => method_not_allowed("GET, HEAD, POST"),
         (_, Some("jwks.json")) if get => serve::json(StatusCode::OK, &state.jwks),
         (_, Some("openid-configuration")) if get => serve::json(StatusCode::OK, &discovery(state)),
         (_, Some("jwks.json" | "openid-configuration")) => method_not_allowed("GET, HEAD"),
@@ -166,20 +189,27 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r
 }
 
-/// The OpenID discovery document: the `iss`, and where (on loopback) the keys
-/// and the token and revocation endpoints are.
+/// The OpenID discovery document: the `iss`, and where (on loopback) the keys,
+/// managed login and the token, revocation and sign-out endpoints are.
 fn discovery(state: &State) -> Value {
-    let mut scopes: Vec<String> = vec!["openid".into(), "email".into(), "profile".into()];
+    let mut scopes: Vec<String> = STANDARD_OAUTH_SCOPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     scopes.extend(state.cfg.custom_scopes());
     json!({
         "issuer": state.issuer,
         "jwks_uri": state.jwks_url(),
+        "authorization_endpoint": state.authorize_url(),
         "token_endpoint": state.token_url(),
         "revocation_endpoint": state.revoke_url(),
-        "response_types_supported": ["code", "token"],
+        "end_session_endpoint": state.logout_url(),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": scopes,

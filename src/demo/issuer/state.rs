@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
+use super::codes::Codes;
 use super::config::IssuerConfig;
 use super::sessions::Sessions;
 use crate::config::pool_issuer;
@@ -27,6 +28,8 @@ pub(super) struct State {
     /// The public halves of both keys, as served.
     pub(super) jwks: Value,
     sessions: Mutex<Sessions>,
+    /// The codes managed login handed out.
+    codes: Mutex<Codes>,
 }
 
 impl State {
@@ -47,6 +50,7 @@ impl State {
             id_key,
             jwks,
             sessions: Mutex::default(),
+            codes: Mutex::default(),
         }
     }
 
@@ -54,6 +58,21 @@ impl State {
     /// lock left it consistent (every change is one step), so poison is ignored.
     pub(super) fn sessions(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The codes managed login handed out (poison ignored, as for [`State::sessions`]).
+    pub(super) fn codes(&self) -> MutexGuard<'_, Codes> {
+        self.codes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `<base>/oauth2/authorize`: managed login.
+    pub(super) fn authorize_url(&self) -> String {
+        format!("{}/oauth2/authorize", self.base)
+    }
+
+    /// `<base>/logout`.
+    pub(super) fn logout_url(&self) -> String {
+        format!("{}/logout", self.base)
     }
 
     /// `<base>/<pool_id>/.well-known/<name>`: the pool's documents, on loopback.

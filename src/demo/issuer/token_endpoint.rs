@@ -1,19 +1,20 @@
-//! `POST /oauth2/token`: picks the grant, authenticates the client and
-//! answers the `client_credentials` grant with an access token for the
-//! scopes asked (or every scope the client may have).
+//! `POST /oauth2/token`: picks the grant; answers the `client_credentials`
+//! grant (the client authenticated with its secret) with an access token for
+//! the scopes asked (or every scope the client may have). The user grants,
+//! `authorization_code` and `refresh_token`, are in `code_grant`.
 
 use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::config::DemoClient;
+use super::code_grant;
 use super::mint;
 use super::oauth::{self, Answer, Form, OAuthError};
 use super::state::State;
 use crate::demo::serve::Resp;
 
-/// A grant: the answer for a client that has authenticated.
-type Grant = fn(&State, &DemoClient, &Form) -> Answer;
+/// A grant: authenticates the client and answers.
+type Grant = fn(&State, &HeaderMap, &Form) -> Answer;
 
 pub(super) async fn token_endpoint(state: &State, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
@@ -25,13 +26,15 @@ async fn answer(state: &State, headers: &HeaderMap, body: Incoming) -> Answer {
     let grant: Grant = match form.get("grant_type").map(String::as_str) {
         None | Some("") => return Err(OAuthError::bad_request("invalid_request")),
         Some("client_credentials") => client_credentials,
+        Some("authorization_code") => code_grant::authorization_code,
+        Some("refresh_token") => code_grant::refresh_token,
         Some(_) => return Err(OAuthError::bad_request("unsupported_grant_type")),
     };
-    let client = oauth::authenticate_client(&state.cfg, headers, &form)?;
-    grant(state, client, &form)
+    grant(state, headers, &form)
 }
 
-fn client_credentials(state: &State, client: &DemoClient, form: &Form) -> Answer {
+fn client_credentials(state: &State, headers: &HeaderMap, form: &Form) -> Answer {
+    let client = oauth::authenticate_client(&state.cfg, headers, form)?;
     let invalid_scope = || OAuthError::bad_request("invalid_scope");
     if !client.client_credentials {
         return Err(OAuthError::bad_request("unauthorized_client"));

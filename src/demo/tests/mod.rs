@@ -4,6 +4,7 @@
 mod forms;
 mod idp;
 mod lifecycle;
+mod login;
 mod oauth;
 mod revocation;
 mod token_client;
@@ -31,10 +32,19 @@ fn raw_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The demo pool plus a confidential client allowed USER_PASSWORD_AUTH and a
-/// confidential client not allowed client_credentials.
+/// The callback URL of the demo password client in [`test_config`].
+const CALLBACK: &str = "http://localhost:5000/signin-oidc";
+/// Its sign-out URL.
+const LOGOUT: &str = "http://localhost:5000/signed-out";
+/// The callback URL of `secret-app`.
+const SECRET_CALLBACK: &str = "https://app.example.com/callback?from=cognito";
+
+/// The demo pool, its password client with managed login back to
+/// [`CALLBACK`], plus a confidential client `secret-app` (not allowed
+/// client_credentials) allowed USER_PASSWORD_AUTH and the code flow back to
+/// [`SECRET_CALLBACK`] with scopes `openid` and the custom scope.
 fn test_config() -> IssuerConfig {
-    let mut cfg = issuer::demo_config();
+    let mut cfg = issuer::demo_config_for_login(CALLBACK, LOGOUT);
     cfg.clients.push(DemoClient {
         name: "secret-app".into(),
         client_id: issuer::random_client_id(),
@@ -42,6 +52,10 @@ fn test_config() -> IssuerConfig {
         client_credentials: false,
         allowed_scopes: vec![],
         user_password_auth: true,
+        authorization_code: true,
+        callback_urls: vec![SECRET_CALLBACK.into()],
+        logout_urls: vec![],
+        allowed_oauth_scopes: vec!["openid".into(), issuer::DEMO_SCOPE.into()],
     });
     cfg
 }

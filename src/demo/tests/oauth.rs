@@ -161,7 +161,8 @@ async fn client_credentials_errors_are_cognitos() {
     #[rustfmt::skip]
     let cases = [
         ("grant_type=password&username=u&password=p", form, basic,     "unsupported_grant_type"),
-        ("grant_type=authorization_code&code=x",      form, basic,     "unsupported_grant_type"),
+        // The M2M client may not use the code flow.
+        ("grant_type=authorization_code&code=x",      form, basic,     "unauthorized_client"),
         ("scope=dotnet-demo/dotnet",                  form, basic,     "invalid_request"),
         (cc,                                          json, basic,     "invalid_request"),
         (&twice,                                      form, basic,     "invalid_request"),
