@@ -65,10 +65,18 @@
 //! [`expire_stale_chunks`]).
 //!
 //! Chunk values are at most [`CHUNK_VALUE_MAX`] = 3840 bytes. The longest `Set-Cookie` value
-//! this module renders is then
-//! `__Host-` (7) + base name (≤ [`MAX_BASE_NAME`] = 64) + `.N` (2) + `=` (1) + value (3840)
-//! + `; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=` (50) + at most 8 digits
-//! (Max-Age is capped at 400 days, RFC 6265bis) = 3972 bytes, under 4096 with room to spare.
+//! this module renders is then 3972 bytes, under 4096 with room to spare:
+//!
+//! ```text
+//!   7  __Host-
+//!  64  base name (at most MAX_BASE_NAME)
+//!   2  .N        (N < MAX_CHUNKS, one digit)
+//!   1  =
+//! 3840 value     (at most CHUNK_VALUE_MAX)
+//!  50  ; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=
+//!   8  digits    (Max-Age capped at 400 days = 34560000 s, RFC 6265bis)
+//! ```
+//!
 //! At most [`MAX_CHUNKS`] = 8 chunks are read, so opening is bounded (≤ 8 × 3840 bytes of
 //! base64, ≤ [`MAX_KEYS`] trial decryptions) whatever the request holds. [`seal_session`]
 //! refuses with [`SessionError::TooLarge`] when the bytes the session adds to the `Cookie`
