@@ -35,6 +35,7 @@ pub mod proxy;
 pub mod revocation;
 pub mod routes;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod tls;
 pub mod token;
