@@ -28,14 +28,12 @@ pub const DEMO_PASSWORD: &str = "Passw0rd!demo";
 pub const DEMO_EMAIL: &str = "demo-user@example.com";
 /// The demo user's group.
 pub const DEMO_GROUP: &str = "readers";
+
+/// The scope Cognito puts in access tokens from `InitiateAuth`.
+pub const USER_ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
 /// The OAuth scopes [`DEMO_PASSWORD_CLIENT`] may get through managed login.
-pub const DEMO_OAUTH_SCOPES: [&str; 5] = [
-    "openid",
-    "email",
-    "profile",
-    super::mint::USER_ADMIN_SCOPE,
-    DEMO_SCOPE,
-];
+pub const DEMO_OAUTH_SCOPES: [&str; 5] =
+    ["openid", "email", "profile", USER_ADMIN_SCOPE, DEMO_SCOPE];
 
 /// The user pool the issuer pretends to be.
 #[derive(Debug, Clone)]
@@ -101,13 +99,8 @@ pub struct DemoClient {
 }
 
 /// The scopes Cognito defines itself, besides resource servers' custom scopes.
-pub const STANDARD_OAUTH_SCOPES: [&str; 5] = [
-    "openid",
-    "email",
-    "phone",
-    "profile",
-    super::mint::USER_ADMIN_SCOPE,
-];
+pub const STANDARD_OAUTH_SCOPES: [&str; 5] =
+    ["openid", "email", "phone", "profile", USER_ADMIN_SCOPE];
 
 /// A user of the pool.
 #[derive(Debug, Clone)]

@@ -13,8 +13,7 @@ use uuid::Uuid;
 use super::config::{DemoClient, DemoUser};
 use super::state::State;
 
-/// The scope Cognito puts in access tokens from `InitiateAuth`.
-pub const USER_ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
+pub use super::config::USER_ADMIN_SCOPE;
 
 /// The access token of the client credentials grant: `sub` and `client_id`
 /// are the client's id, `scope` is `scopes` joined by spaces.
