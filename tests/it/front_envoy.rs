@@ -211,3 +211,52 @@ async fn envoy_ext_authz_http_in_front_of_the_upstream() {
 async fn envoy_ext_authz_grpc_in_front_of_the_upstream() {
     envoy_in_front(Service::Grpc).await;
 }
+
+/// A YAML text's lines: comments dropped, trimmed.
+fn yaml_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split(" #").next().unwrap_or(""))
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_readme_snippets_are_the_ones_tested() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let snippets: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|s| s.split("```").next())
+        .filter(|s| s.contains("ext_authz") || s.contains("grpc_service"))
+        .collect();
+    assert_eq!(
+        snippets.len(),
+        2,
+        "the README's Envoy HTTP and gRPC snippets"
+    );
+    let authz: SocketAddr = "127.0.0.1:8181".parse().unwrap();
+    let upstream: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    for (snippet, service) in snippets.into_iter().zip([Service::Http, Service::Grpc]) {
+        let tested = yaml_lines(&envoy_yaml(10000, 10001, authz, upstream, service));
+        let mut checked = 0;
+        for line in yaml_lines(snippet) {
+            // The README names the sidecar's address and writes the router in one line;
+            // the test has its own addresses and the router's config over three.
+            if line.contains("127.0.0.1")
+                || line.contains("server_uri")
+                || line.contains("Router }")
+            {
+                continue;
+            }
+            assert!(
+                tested.contains(&line),
+                "the README's Envoy snippet has `{line}`, which tests/it/front_envoy.rs does not run"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 8, "only {checked} lines compared");
+    }
+}

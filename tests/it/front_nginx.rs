@@ -244,3 +244,44 @@ async fn nginx_auth_request_over_a_unix_socket() {
     let nginx = start_nginx(&format!("unix:{}", sock.display()), &env.upstream.url()).await;
     front_proxy_holds(nginx.addr, &env, false).await;
 }
+
+/// A config's directives, one per line: comments dropped, whitespace collapsed.
+fn directives(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_readme_snippet_is_the_one_tested() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let snippet = readme
+        .split("```nginx\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("README has an nginx snippet");
+    let dir = tempfile::tempdir().unwrap();
+    let tested = directives(&nginx_conf(
+        dir.path(),
+        8080,
+        "127.0.0.1:8181",
+        "http://127.0.0.1:5000",
+    ));
+    let mut checked = 0;
+    for line in directives(snippet) {
+        // Where the README has placeholders (the sidecar's and the app's addresses) and
+        // the block structure, the test has its own.
+        if line.starts_with("server ") || line == "proxy_pass http://app;" || line == "}" {
+            continue;
+        }
+        assert!(
+            tested.contains(&line),
+            "the README's nginx snippet has `{line}`, which tests/it/front_nginx.rs does not run"
+        );
+        checked += 1;
+    }
+    assert!(checked > 30, "only {checked} lines compared");
+}
