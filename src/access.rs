@@ -24,6 +24,8 @@ pub enum Outcome {
     Allowed,
     /// The sidecar answered itself, for this reason ([`ProxyError::reason`]).
     Refused(&'static str),
+    /// `[login]`'s own pages: `sign_in` (sent to the managed login), `callback`, `sign_out`.
+    Login(&'static str),
 }
 
 impl Outcome {
@@ -36,7 +38,7 @@ impl Outcome {
         match self {
             Outcome::Forwarded => "forwarded",
             Outcome::Allowed => "allowed",
-            Outcome::Refused(reason) => reason,
+            Outcome::Refused(reason) | Outcome::Login(reason) => reason,
         }
     }
 }

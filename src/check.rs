@@ -110,6 +110,8 @@ pub async fn answer(
                 websocket: false,
                 preflight,
                 request_id,
+                // Front proxies ask with tokens: sessions are the proxy listener's.
+                login_origin: None,
             };
             decide(state, ask, &mut seen).await
         }

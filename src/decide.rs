@@ -31,6 +31,9 @@ pub struct Ask<'p, 'r> {
     /// A CORS preflight that `[default] preflight = "forward"` lets through.
     pub preflight: bool,
     pub request_id: &'r str,
+    /// The sidecar's own origin as browsers see it, on the proxy listener with `[login]`:
+    /// `auth = "login"` routes then accept the session cookie.
+    pub login_origin: Option<&'r str>,
 }
 
 /// What the decision learned on the way, for the log line and metrics.
@@ -48,6 +51,11 @@ pub struct Allowed {
     /// The claims header's value (the token's payload segment), when configured and verified.
     pub claims_value: Option<HeaderValue>,
     pub token_source: Option<Source>,
+    /// The token came from the session cookie (`auth = "login"`): the access token, for
+    /// `[login] pass_access_token`.
+    pub session_token: Option<String>,
+    /// `Set-Cookie`s for the answer (a refreshed session).
+    pub set_cookies: Vec<HeaderValue>,
 }
 
 /// Decides on `ask`: `Ok` when the request may pass, else the answer that refuses it.
@@ -81,20 +89,61 @@ pub async fn decide<'a>(
     let mut allowed = Allowed {
         claims_value: None,
         token_source: None,
+        session_token: None,
+        set_cookies: Vec::new(),
     };
     match rule.auth {
         AuthMode::Deny => return Err(ProxyError::Denied),
         AuthMode::Public => {}
-        AuthMode::Required if ask.preflight => {}
-        AuthMode::Required => {
-            let (token, source) =
-                bearer::extract(ask.headers, ask.query, &cfg.token, ask.websocket)?
-                    .ok_or(AuthError::Missing)?;
-            allowed.token_source = Some(source);
-            let verified = state
-                .verifier
-                .verify_from(&token, source == Source::AlbData, crate::verify::now_secs())
-                .await?;
+        AuthMode::Required | AuthMode::Login if ask.preflight => {}
+        AuthMode::Required | AuthMode::Login => {
+            let now = crate::verify::now_secs();
+            let bearer = bearer::extract(ask.headers, ask.query, &cfg.token, ask.websocket)?;
+            let session_token;
+            let token: &str = match (&bearer, rule.auth, ask.login_origin, &state.login) {
+                (Some((t, source)), _, _, _) => {
+                    allowed.token_source = Some(*source);
+                    t
+                }
+                (None, AuthMode::Login, Some(origin), Some(login)) => {
+                    let current = login.session(ask.headers, now).await?;
+                    // The cookie alone authenticates this request: an unsafe method must
+                    // come from the sidecar's own pages.
+                    if !matches!(*ask.method, Method::GET | Method::HEAD | Method::OPTIONS)
+                        && !crate::login::same_origin(ask.headers, origin)
+                    {
+                        return Err(ProxyError::Csrf);
+                    }
+                    allowed.set_cookies = current.set_cookies;
+                    session_token = current.access_token;
+                    allowed.session_token = Some(session_token.clone());
+                    &session_token
+                }
+                (None, AuthMode::Login, _, _) => {
+                    return Err(ProxyError::LoginRequired {
+                        reason: "missing",
+                        clear: false,
+                    })
+                }
+                (None, _, _, _) => return Err(AuthError::Missing.into()),
+            };
+            let alb = allowed.token_source == Some(Source::AlbData);
+            let verified = match state.verifier.verify_from(token, alb, now).await {
+                Ok(v) => v,
+                // A session whose token no longer verifies (revoked, the key gone) has ended.
+                Err(e) if allowed.session_token.is_some() && !e.is_unavailable() => {
+                    tracing::info!(
+                        request_id = ask.request_id,
+                        reason = e.as_str(),
+                        "the session's access token is refused"
+                    );
+                    return Err(ProxyError::LoginRequired {
+                        reason: e.as_str(),
+                        clear: true,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             seen.verified = Some(Arc::clone(&verified));
             // The payload segment is base64url(JSON of the verified claims), canonical
             // because it decoded strictly (an ALB's, padded, without its padding).

@@ -93,6 +93,15 @@ pub enum ProxyError {
     /// The upstream did not answer within `request_timeout`: 504.
     #[error("upstream timed out")]
     GatewayTimeout,
+    /// An `auth = "login"` route without a token or a usable session: 401 (a browser's
+    /// navigation is sent to sign in instead). `clear`: a session cookie was there, and is
+    /// to be removed.
+    #[error("sign-in required: {reason}")]
+    LoginRequired { reason: &'static str, clear: bool },
+    /// An unsafe method authenticated by the session cookie alone, not from the sidecar's
+    /// own origin: 403.
+    #[error("cross-site request")]
+    Csrf,
 }
 
 impl From<AuthError> for ProxyError {
@@ -114,6 +123,8 @@ impl ProxyError {
             ProxyError::BadRequest(r) => r.as_str(),
             ProxyError::BadGateway(_) => "upstream_unavailable",
             ProxyError::GatewayTimeout => "upstream_timeout",
+            ProxyError::LoginRequired { reason, .. } => reason,
+            ProxyError::Csrf => "csrf",
         }
     }
 
@@ -128,6 +139,8 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::Csrf => StatusCode::FORBIDDEN,
         }
     }
 
@@ -143,6 +156,8 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "invalid_request",
             ProxyError::BadGateway(_) => "bad_gateway",
             ProxyError::GatewayTimeout => "gateway_timeout",
+            ProxyError::LoginRequired { .. } => "unauthorized",
+            ProxyError::Csrf => "forbidden",
         }
     }
 
@@ -158,7 +173,9 @@ impl ProxyError {
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let challenge = match self {
-            ProxyError::Auth(AuthError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
+            ProxyError::Auth(AuthError::Missing) | ProxyError::LoginRequired { .. } => {
+                Some(format!("Bearer realm=\"{REALM}\""))
+            }
             ProxyError::Auth(e) if e.is_unavailable() => None,
             ProxyError::Auth(e) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",

@@ -115,8 +115,8 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
         let verdict = match (r.auth, verified) {
             (AuthMode::Public, _) => "yes (public)".to_string(),
             (AuthMode::Deny, _) => "no: denied for everyone".to_string(),
-            (AuthMode::Required, None) => "no: token rejected".to_string(),
-            (AuthMode::Required, Some(v)) => match r.authorize(&v.grant()) {
+            (AuthMode::Required | AuthMode::Login, None) => "no: token rejected".to_string(),
+            (AuthMode::Required | AuthMode::Login, Some(v)) => match r.authorize(&v.grant()) {
                 Ok(()) => "yes".to_string(),
                 Err(f) => format!("no: {} (needs {})", f.as_str(), requirements(r)),
             },

@@ -29,6 +29,7 @@ pub mod jwks;
 pub mod jws;
 pub mod lifecycle;
 pub mod logbuf;
+pub mod login;
 pub mod metrics;
 pub mod path;
 pub mod proxy;

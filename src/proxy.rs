@@ -65,19 +65,136 @@ pub async fn handle(
     // A cheap clone (shared bytes); the normalised path may borrow from it.
     let uri = req.uri().clone();
     let mut seen = Seen::default();
-    let result = pipeline(&state, &metrics, conn, req, &uri, request_id, &mut seen).await;
-    let (mut resp, outcome) = match result {
-        Ok(r) => (r, Outcome::Forwarded),
-        Err(e) => {
+    // [login]: its own pages, and what a refusal needs to send a browser to sign in.
+    let mut browser = None;
+    if let Some(login) = &state.login {
+        let origin = login.origin(conn.tls, req.headers());
+        let path = uri.path();
+        let now = crate::verify::now_secs();
+        if let Some(origin) = origin.as_deref() {
+            let page = if path == login.cfg.callback_path {
+                let r = login
+                    .callback(&state.verifier, origin, req.headers(), uri.query(), now)
+                    .await;
+                Some((r, "callback"))
+            } else if path == login.cfg.sign_out_path {
+                let r = login
+                    .sign_out(req.method(), origin, req.headers(), now)
+                    .await;
+                Some((r, "sign_out"))
+            } else {
+                None
+            };
+            if let Some((r, what)) = page {
+                let mut resp = r.map(Either::Right);
+                access::finish(
+                    &state,
+                    &metrics,
+                    &mut resp,
+                    &start,
+                    &seen,
+                    Outcome::Login(what),
+                );
+                return Ok(resp);
+            }
+        }
+        browser = Some(Browser {
+            navigation: crate::login::is_navigation(req.method(), req.headers()),
+            clear: login.clear_all(req.headers()),
+            origin: origin.clone(),
+        });
+        let result = pipeline(
+            &state, &metrics, conn, req, &uri, request_id, &mut seen, origin,
+        )
+        .await;
+        return Ok(finish_answer(
+            &state, &metrics, result, &start, &seen, &uri, browser,
+        ));
+    }
+    let result = pipeline(
+        &state, &metrics, conn, req, &uri, request_id, &mut seen, None,
+    )
+    .await;
+    Ok(finish_answer(
+        &state,
+        &metrics,
+        result,
+        &start,
+        &seen,
+        &uri,
+        browser.take(),
+    ))
+}
+
+/// What a refusal on a `[login]` sidecar needs to know about the browser.
+struct Browser {
+    navigation: bool,
+    /// `Set-Cookie`s that remove the request's session cookies.
+    clear: Vec<HeaderValue>,
+    origin: Option<String>,
+}
+
+/// The answer: the upstream's, or the refusal (for a browser on a login route: to sign in,
+/// or a 403 page), then the log line and metrics.
+fn finish_answer(
+    state: &State,
+    metrics: &Metrics,
+    result: Result<Response<Body>, ProxyError>,
+    start: &Start,
+    seen: &Seen<'_>,
+    uri: &Uri,
+    browser: Option<Browser>,
+) -> Response<Body> {
+    let request_id = &start.request_id;
+    let login_route = seen
+        .rule
+        .is_some_and(|r| r.auth == crate::config::AuthMode::Login);
+    let (mut resp, outcome) = match (result, &state.login, browser) {
+        (Ok(r), _, _) => (r, Outcome::Forwarded),
+        (Err(ProxyError::LoginRequired { clear, reason }), Some(login), Some(b))
+            if b.navigation && b.origin.is_some() =>
+        {
+            let return_to = uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut r = login.redirect(
+                b.origin.as_deref().unwrap_or(""),
+                return_to,
+                crate::verify::now_secs(),
+            );
+            if clear {
+                for c in b.clear {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
+            }
+            tracing::debug!(request_id = %request_id, reason, "sent to sign in");
+            (r.map(Either::Right), Outcome::Login("sign_in"))
+        }
+        (Err(e @ ProxyError::Forbidden { .. }), Some(_), Some(b))
+            if b.navigation && login_route =>
+        {
+            let outcome = Outcome::refused(&e);
+            let r = crate::login::page(
+                StatusCode::FORBIDDEN,
+                "Access denied",
+                "You are signed in, but this page needs a permission you do not have.",
+            );
+            (r.map(Either::Right), outcome)
+        }
+        (Err(e), _, b) => {
+            let outcome = Outcome::refused(&e);
+            let mut r = e.to_response(request_id).map(Either::Right);
+            if let (ProxyError::LoginRequired { clear: true, .. }, Some(b)) = (&e, b) {
+                for c in b.clear {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
+            }
             if let ProxyError::BadGateway(source) = &e {
                 tracing::warn!(request_id = %request_id, error = %source, "upstream request failed");
             }
-            let outcome = Outcome::refused(&e);
-            (e.to_response(request_id).map(Either::Right), outcome)
+            (r, outcome)
         }
     };
-    access::finish(&state, &metrics, &mut resp, &start, &seen, outcome);
-    Ok(resp)
+    access::finish(state, metrics, &mut resp, start, seen, outcome);
+    resp
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, more than one, or one that is not a
@@ -121,6 +238,8 @@ struct Forward<'a> {
     /// The verified token came from `x-amzn-oidc-data`: it goes upstream again.
     alb_data: bool,
     websocket: bool,
+    /// The session's access token (`auth = "login"`), for `[login] pass_access_token`.
+    session_token: Option<String>,
 }
 
 /// The upstream request, built from the client's. A plain function, not part of the
@@ -162,6 +281,16 @@ fn upstream_request(
         h.remove(header::AUTHORIZATION);
     }
     bearer::remove_from_headers(&cfg.token, fwd.verified.is_some(), h);
+    if let Some(login) = &state.login {
+        // The session never reaches the upstream; its access token only when asked.
+        let names = login.cookie_names();
+        crate::session::strip_session_cookies(h, &[names[0].as_str(), names[1].as_str()]);
+        if let (true, Some(t)) = (login.cfg.pass_access_token, &fwd.session_token) {
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}")) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+        }
+    }
     if let Some(v) = fwd.verified {
         for (name, value) in &v.headers {
             h.insert(name.clone(), value.clone());
@@ -193,6 +322,7 @@ fn upstream_request(
     Ok((Request::from_parts(parts, body), client_upgrade))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pipeline<'a>(
     state: &'a State,
     metrics: &Metrics,
@@ -201,6 +331,7 @@ async fn pipeline<'a>(
     client_uri: &'a Uri,
     request_id: &str,
     seen: &mut Seen<'a>,
+    login_origin: Option<String>,
 ) -> Result<Response<Body>, ProxyError> {
     let cfg = &state.config;
     // 1. Requests the sidecar will not interpret.
@@ -208,6 +339,7 @@ async fn pipeline<'a>(
         return Err(ProxyError::BadRequest(BadRequest::ConnectNotSupported));
     }
     check_host(&req)?;
+    let login_origin = login_origin.as_deref();
     // 2. The decision: path, route, token, verification, rules.
     let websocket = req.version() == http::Version::HTTP_11
         && req.method() == Method::GET
@@ -222,6 +354,7 @@ async fn pipeline<'a>(
             websocket,
             preflight: cfg.default.preflight_forward && is_preflight(&req),
             request_id,
+            login_origin,
         },
         seen,
     )
@@ -241,8 +374,10 @@ async fn pipeline<'a>(
             claims_value: allowed.claims_value,
             alb_data: token_source == Some(Source::AlbData),
             websocket,
+            session_token: allowed.session_token,
         },
     )?;
+    let set_cookies = allowed.set_cookies;
     // Not bound to a name first: a moved-from local still takes room in this future.
     let mut resp = match tokio::time::timeout(
         state.upstream.request_timeout,
@@ -290,6 +425,9 @@ async fn pipeline<'a>(
         return Ok(resp.map(Either::Left));
     }
     headers::strip_hop_by_hop(resp.headers_mut());
+    for c in set_cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
     Ok(resp.map(Either::Left))
 }
 

@@ -27,6 +27,8 @@ pub struct State {
     pub verifier: Verifier,
     pub identity: IdentityHeaders,
     pub upstream: Upstream,
+    /// `[login]`, when on.
+    pub login: Option<crate::login::Login>,
     /// Per-route metric handles, resolved once: index = rule index, last = default rule.
     route_metrics: Vec<RouteMetrics>,
 }
@@ -63,9 +65,15 @@ impl State {
                 latency: metrics.latency.with_label_values(&[&r.label]),
             })
             .collect();
+        let login = config
+            .login
+            .as_ref()
+            .map(crate::login::Login::new)
+            .transpose()?;
         Ok(State {
             identity: IdentityHeaders::new(&config.forward),
             upstream,
+            login,
             verifier,
             route_metrics,
             config: Arc::new(config),

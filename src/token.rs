@@ -178,6 +178,24 @@ pub fn tls_client_config() -> rustls::ClientConfig {
         .expect("the aws-lc-rs provider supports the default TLS versions")
 }
 
+/// What `/oauth2/token` answers a user's grant (authorization code or refresh).
+#[derive(Clone, serde::Deserialize)]
+pub struct UserTokens {
+    pub access_token: String,
+    pub id_token: Option<String>,
+    /// Absent on a refresh unless the pool rotates refresh tokens.
+    pub refresh_token: Option<String>,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for UserTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserTokens")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An HTTP client for the token requests: rustls ([`tls_client_config`]), an
 /// overall timeout, no redirects (a token request must not be replayed elsewhere).
 #[derive(Debug, Clone)]
@@ -369,6 +387,43 @@ impl TokenClient {
         }
     }
 
+    /// `grant_type=authorization_code` (with the PKCE `code_verifier`) or
+    /// `grant_type=refresh_token` at `<domain>/oauth2/token`: HTTP Basic when
+    /// `client_secret` is given, else `client_id` in the form. `pairs` are the grant's own
+    /// fields.
+    pub async fn user_grant(
+        &self,
+        domain: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> Result<UserTokens, TokenError> {
+        let url = token_endpoint(domain)?;
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in pairs {
+                form.append_pair(k, v);
+            }
+            if client_secret.is_none() {
+                form.append_pair("client_id", client_id);
+            }
+            form.finish()
+        };
+        let mut request = self.http.post(&url);
+        if let Some(secret) = client_secret {
+            request = request.basic_auth(client_id, Some(secret));
+        }
+        let request = request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form);
+        let body = self.oauth_send(request, &url).await?;
+        serde_json::from_slice::<UserTokens>(&body).map_err(|_| TokenError::UnexpectedBody {
+            url,
+            expected: "a JSON object with access_token and expires_in",
+            got: excerpt(&body),
+        })
+    }
+
     /// See [`revoke`].
     pub async fn revoke(
         &self,
@@ -378,18 +433,22 @@ impl TokenClient {
         client_secret: Option<&str>,
     ) -> Result<(), TokenError> {
         let url = revoke_endpoint(domain)?;
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("token", refresh_token);
-        let mut request = self.http.post(&url);
-        match client_secret {
-            Some(secret) => request = request.basic_auth(client_id, Some(secret)),
-            None => {
+        // Built before any await: the serializer is not Send.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("token", refresh_token);
+            if client_secret.is_none() {
                 form.append_pair("client_id", client_id);
             }
+            form.finish()
+        };
+        let mut request = self.http.post(&url);
+        if let Some(secret) = client_secret {
+            request = request.basic_auth(client_id, Some(secret));
         }
         let request = request
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form.finish());
+            .body(form);
         self.oauth_send(request, &url).await?;
         Ok(())
     }

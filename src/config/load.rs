@@ -15,13 +15,14 @@ use super::env::apply_env;
 use super::forward::validate_forward;
 use super::issuers::{validate_issuers, Issuers};
 use super::listener::{validate_admin, validate_listener, validate_runtime};
+use super::login::validate_login;
 use super::model::LogConfig;
 use super::problems::{figment_problems, ConfigError, Problem, Problems};
 use super::raw::RawConfig;
 use super::root::Config;
 use super::routes::{validate_default, validate_routes};
 use super::token::validate_token;
-use super::types::LogFormat;
+use super::types::{AuthMode, LogFormat};
 use super::upstream::validate_upstream;
 
 impl Config {
@@ -104,6 +105,23 @@ impl Config {
                 );
             }
         }
+        let login = validate_login(&mut p, &raw.login, &issuers);
+        if login.is_none() {
+            for (i, r) in raw.routes.iter().enumerate() {
+                if r.auth.trim() == AuthMode::Login.as_str() {
+                    p.push(
+                        format!("routes[{i}].auth"),
+                        "\"login\" needs [login] (domain, client_id, cookie_keys)",
+                    );
+                }
+            }
+            if raw.default.auth.trim() == AuthMode::Login.as_str() {
+                p.push(
+                    "default.auth",
+                    "\"login\" needs [login] (domain, client_id, cookie_keys)",
+                );
+            }
+        }
         let log = LogConfig {
             format: p.parse("log.format", &raw.log.format, LogFormat::Text),
         };
@@ -127,6 +145,7 @@ impl Config {
             forward,
             log,
             authz,
+            login,
         })
     }
 }

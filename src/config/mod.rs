@@ -15,6 +15,7 @@ mod forward;
 mod issuers;
 mod listener;
 mod load;
+mod login;
 mod model;
 mod problems;
 mod raw;
@@ -29,8 +30,8 @@ pub use authz::GRPC_CHECK_PATH;
 pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
     AdminConfig, AlbIssuerConfig, AuthzConfig, AuthzListen, CognitoPool, DefaultPolicy,
-    ForwardConfig, IssuerConfig, ListenerConfig, LogConfig, RevocationPolicy, RuntimeConfig,
-    TlsFiles, TokenConfig, UpstreamConfig,
+    ForwardConfig, IssuerConfig, ListenerConfig, LogConfig, LoginConfig, RevocationPolicy,
+    RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{

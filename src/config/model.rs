@@ -241,6 +241,59 @@ pub struct DefaultPolicy {
     pub path_case: PathCase,
 }
 
+/// `[login]`: browser sign-in (authorization code + PKCE) through the pool's managed login.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginConfig {
+    /// E.g. `https://<prefix>.auth.<region>.amazoncognito.com`, without a trailing `/`.
+    pub domain: String,
+    /// The `[[issuers]]` entry (by name) that verifies the session's tokens.
+    pub issuer: String,
+    /// Its index in `Config::issuers`.
+    #[serde(skip)]
+    pub issuer_index: usize,
+    pub client_id: String,
+    #[serde(serialize_with = "redacted_opt")]
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    pub callback_path: String,
+    pub sign_out_path: String,
+    /// The origin browsers see, e.g. `https://app.example.com`; `None`: from the request.
+    pub external_url: Option<String>,
+    #[serde(serialize_with = "redacted_keys")]
+    pub cookie_keys: std::sync::Arc<crate::session::CookieKeys>,
+    /// Where the keys came from, when a file.
+    pub cookie_keys_file: Option<std::path::PathBuf>,
+    pub cookie_name: String,
+    pub insecure_cookies: bool,
+    pub max_cookie_bytes: usize,
+    #[serde(serialize_with = "duration")]
+    pub refresh_before: Duration,
+    #[serde(serialize_with = "duration")]
+    pub session_lifetime: Duration,
+    pub pass_access_token: bool,
+    #[serde(serialize_with = "duration")]
+    pub token_timeout: Duration,
+}
+
+fn redacted_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("(set)"),
+        None => s.serialize_none(),
+    }
+}
+
+fn redacted_keys<S: Serializer>(
+    k: &std::sync::Arc<crate::session::CookieKeys>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(k.len()))?;
+    for _ in 0..k.len() {
+        seq.serialize_element("(key)")?;
+    }
+    seq.end()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenConfig {
     pub cookie: Option<String>,

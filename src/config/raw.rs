@@ -51,6 +51,31 @@ section! {
         forward: RawForward = RawForward::default(),
         log: RawLog = RawLog::default(),
         authz: RawAuthz = RawAuthz::default(),
+        login: RawLogin = RawLogin::default(),
+    }
+}
+
+section! {
+    /// `[login]`: browser sign-in through the pool's managed login; off while `domain` is
+    /// empty.
+    pub struct RawLogin {
+        domain: String = String::new(),
+        issuer: String = String::new(),
+        client_id: String = String::new(),
+        client_secret: Option<String> = None,
+        scopes: Vec<String> = vec!["openid".into(), "email".into()],
+        callback_path: String = "/oauth2/idpresponse".into(),
+        sign_out_path: String = "/oauth2/sign_out".into(),
+        external_url: String = String::new(),
+        cookie_keys: Vec<String> = Vec::new(),
+        cookie_keys_file: Option<String> = None,
+        cookie_name: String = "sidecar_session".into(),
+        insecure_cookies: bool = false,
+        max_cookie_bytes: usize = 8192,
+        refresh_before: String = "5m".into(),
+        session_lifetime: String = "12h".into(),
+        pass_access_token: bool = false,
+        token_timeout: String = "5s".into(),
     }
 }
 

@@ -286,6 +286,9 @@ mod tests {
         let revoked = dir.path().join("revoked.txt");
         std::fs::write(&revoked, "jti:abc\n").unwrap();
         let revoked = revoked.display();
+        let keys = dir.path().join("cookie_keys.txt");
+        std::fs::write(&keys, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+        let keys = keys.display();
         let c = load(&format!(
             r#"
 [listener]
@@ -298,6 +301,7 @@ user_pool_id = "ap-south-1_p7GD1CkXO"
 jwks_url = "https://keys.example.com/jwks.json"
 jwks_ca_file = "{file}"
 revoked_file = "{revoked}"
+token_use = ["access", "id"]
 [[routes]]
 path = "/a"
 methods = ["GET"]
@@ -309,6 +313,12 @@ query = "access_token"
 header = "x-amzn-oidc-accesstoken"
 [authz]
 address = "127.0.0.1:8181"
+[login]
+domain = "https://p.auth.ap-south-1.amazoncognito.com"
+client_id = "c"
+client_secret = "s"
+external_url = "https://app.example.com"
+cookie_keys_file = "{keys}"
 "#
         ));
         assert_every_schema_key_printed(&c);

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::model::{
     AdminConfig, AlbIssuerConfig, AuthzConfig, DefaultPolicy, ForwardConfig, IssuerConfig,
-    ListenerConfig, LogConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
+    ListenerConfig, LogConfig, LoginConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
 };
 use super::types::{AuthMode, TokenUse};
 use crate::routes::{RouteTable, Rule};
@@ -31,6 +31,8 @@ pub struct Config {
     pub forward: ForwardConfig,
     pub log: LogConfig,
     pub authz: AuthzConfig,
+    /// `[login]`; `None` when off.
+    pub login: Option<LoginConfig>,
 }
 
 impl Config {
@@ -57,6 +59,15 @@ struct ConfigView<'a> {
     forward: &'a ForwardConfig,
     log: &'a LogConfig,
     authz: &'a AuthzConfig,
+    login: LoginView<'a>,
+}
+
+/// `[login]` as printed: the validated settings, or (off) the defaults with `domain = ""`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LoginView<'a> {
+    On(&'a LoginConfig),
+    Off(Box<super::raw::RawLogin>),
 }
 
 #[derive(Serialize)]
@@ -91,6 +102,10 @@ impl Serialize for Config {
             forward: &self.forward,
             log: &self.log,
             authz: &self.authz,
+            login: match &self.login {
+                Some(l) => LoginView::On(l),
+                None => LoginView::Off(Box::default()),
+            },
         }
         .serialize(s)
     }

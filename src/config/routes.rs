@@ -138,16 +138,16 @@ fn check_auth(
         || !r.groups_any.is_empty()
         || r.token_use.is_some()
         || r.client_ids.is_some();
-    if auth != AuthMode::Required && has_rules {
+    if !matches!(auth, AuthMode::Required | AuthMode::Login) && has_rules {
         p.push(
             key("auth"),
             format!(
-                "scopes, scopes_any, groups_any, token_use and client_ids need auth = \"required\" (this route is {:?})",
+                "scopes, scopes_any, groups_any, token_use and client_ids need auth = \"required\" or \"login\" (this route is {:?})",
                 auth.as_str()
             ),
         );
     }
-    if auth == AuthMode::Required && !has_issuers {
+    if matches!(auth, AuthMode::Required | AuthMode::Login) && !has_issuers {
         p.push(
             key("auth"),
             "auth = \"required\" needs at least one [[issuers]] entry",

@@ -215,7 +215,7 @@ fn bad_enum_values_name_the_key_and_the_accepted_values_with_every_other_problem
     };
     assert_eq!(
         reason("default.auth"),
-        "unknown auth mode \"maybe\": expected \"required\", \"public\" or \"deny\""
+        "unknown auth mode \"maybe\": expected \"required\", \"public\", \"deny\" or \"login\""
     );
     assert!(reason("default.preflight").contains("\"check\" or \"forward\""));
     assert!(reason("default.path_case").contains("\"insensitive\" or \"sensitive\""));

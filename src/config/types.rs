@@ -104,7 +104,7 @@ macro_rules! config_enums {
 // One line each, so the spellings read as the table they are.
 config_enums! {
     /// What a route (or `[default]`) requires of a request.
-    pub enum AuthMode ("auth mode") { Required = "required", Public = "public", Deny = "deny", }
+    pub enum AuthMode ("auth mode") { Required = "required", Public = "public", Deny = "deny", Login = "login", }
     /// Whether route patterns match paths case-sensitively.
     pub enum PathCase ("path_case") { Insensitive = "insensitive", Sensitive = "sensitive", }
     /// What happens to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`):
@@ -235,7 +235,7 @@ mod tests {
         );
         assert_eq!(
             one_of(AuthMode::VALUES),
-            "\"required\", \"public\" or \"deny\""
+            "\"required\", \"public\", \"deny\" or \"login\""
         );
     }
 

@@ -18,6 +18,7 @@ mod front_envoy;
 mod front_nginx;
 mod hardening;
 mod interop;
+mod login;
 mod pool;
 mod revocation;
 mod routes;
