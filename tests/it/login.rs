@@ -85,18 +85,24 @@ struct World {
     sidecar: cognito_sidecar::server::Sidecar,
     upstream: Upstream,
     client_id: String,
+    /// The sidecar's config, for another replica.
+    text: String,
 }
 
 async fn world(login_extra: &str) -> World {
-    let issuer = issuer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        issuer::demo_config_for_login(
-            &format!("{ORIGIN}/oauth2/idpresponse"),
-            &format!("{ORIGIN}/"),
-        ),
-    )
-    .await
-    .unwrap();
+    world_with(false, login_extra).await
+}
+
+/// `rotation`: the pool rotates refresh tokens (the old one stays valid for 60 s).
+async fn world_with(rotation: bool, login_extra: &str) -> World {
+    let mut pool = issuer::demo_config_for_login(
+        &format!("{ORIGIN}/oauth2/idpresponse"),
+        &format!("{ORIGIN}/"),
+    );
+    pool.refresh_rotation = rotation;
+    let issuer = issuer::start("127.0.0.1:0".parse().unwrap(), pool)
+        .await
+        .unwrap();
     let client_id = issuer
         .config()
         .client_named(issuer::DEMO_PASSWORD_CLIENT)
@@ -156,6 +162,7 @@ groups_any = ["admins"]
         sidecar,
         upstream,
         client_id,
+        text,
     }
 }
 
@@ -536,6 +543,41 @@ async fn a_due_session_is_refreshed_once_under_fifty_concurrent_requests() {
         .get_all("set-cookie")
         .iter()
         .any(|c| c.to_str().unwrap().contains("Max-Age=0")));
+}
+
+#[tokio::test]
+async fn two_replicas_refreshing_one_rotated_session_at_once_both_succeed() {
+    // The pool rotates refresh tokens; every request is due for a refresh.
+    let w = world_with(true, "refresh_before = \"2h\"").await;
+    let replica = cognito_sidecar::server::Sidecar::start(config(&w.text))
+        .await
+        .unwrap();
+    let admin = replica.admin_addr().unwrap();
+    eventually(std::time::Duration::from_secs(10), || async move {
+        get(admin, "/readyz").await.status == 200
+    })
+    .await;
+    let mut b = w.browser();
+    let r = b.open("/app/page").await;
+    let _ = b.sign_in(&r, issuer::DEMO_PASSWORD).await;
+    let cookies = b.cookie_header();
+    let h = [("cookie", cookies.as_str()), ("accept", "text/html")];
+    // The same session at both replicas at once: each refreshes with the same refresh
+    // token; the second is within the rotation's grace period.
+    let (a, c) = tokio::join!(
+        request(w.sidecar.local_addr(), "GET", "/app/page", &h, ""),
+        request(replica.local_addr(), "GET", "/app/page", &h, ""),
+    );
+    assert_eq!((a.status, c.status), (200, 200), "{a:?}\n{c:?}");
+    // Each answer carries a session with its own new refresh token; both work on.
+    for r in [&a, &c] {
+        let mut next = w.browser();
+        next.jar = b.jar.clone();
+        next.keep(r);
+        assert!(next.jar != b.jar, "a refreshed session was set");
+        assert_eq!(next.open("/app/page").await.status, 200);
+    }
+    replica.shutdown().await;
 }
 
 #[test]
