@@ -68,6 +68,20 @@ revocation_endpoint = "{idp}"
 revocation_recheck = "0s"
 [default]
 auth = "required"
+# People in browsers: sign-in through the demo issuer's managed login; plain HTTP on loopback
+# (insecure_cookies), a fresh cookie key for each run.
+[login]
+domain = "{domain}"
+issuer = "demo"
+client_id = "{web_client}"
+scopes = ["openid", "email", "aws.cognito.signin.user.admin", "{scope}"]
+external_url = "http://{proxy}"
+cookie_keys = ["{cookie_key}"]
+insecure_cookies = true
+[[routes]]
+path = "/"
+methods = ["GET"]
+auth = "login"
 [[routes]]
 path = "/health"
 auth = "public"
@@ -89,6 +103,13 @@ groups_any = ["{group}"]
         ids = ids.join(", "),
         scope = issuer::DEMO_SCOPE,
         group = issuer::DEMO_GROUP,
+        domain = iss.domain(),
+        web_client = iss
+            .config()
+            .client_named(issuer::DEMO_PASSWORD_CLIENT)
+            .map(|c| c.client_id.clone())
+            .unwrap_or_default(),
+        cookie_key = crate::session::CookieKeys::generate_base64().unwrap_or_default(),
     )
 }
 
@@ -104,14 +125,16 @@ pub async fn start(addrs: &DemoAddrs) -> anyhow::Result<Demo> {
             bail!("{name} {a}: the demo binds loopback addresses only");
         }
     }
-    let iss = issuer::start(addrs.issuer, issuer::demo_config_with(addrs.issuer_form))
-        .await
-        .with_context(|| {
-            format!(
-                "demo issuer on {} (pick another with --issuer)",
-                addrs.issuer
-            )
-        })?;
+    let pool = issuer::demo_config_with(addrs.issuer_form).with_login_urls(
+        &format!("http://{}/oauth2/idpresponse", addrs.proxy),
+        &format!("http://{}/", addrs.proxy),
+    );
+    let iss = issuer::start(addrs.issuer, pool).await.with_context(|| {
+        format!(
+            "demo issuer on {} (pick another with --issuer)",
+            addrs.issuer
+        )
+    })?;
     let up = upstream::start(addrs.upstream).await.with_context(|| {
         format!(
             "sample upstream on {} (pick another with --upstream)",
@@ -237,6 +260,19 @@ pub fn script(demo: &Demo) -> String {
     let _ = writeln!(
         o,
         "curl -si -H \"Authorization: Bearer $PW_TOKEN\" \"$SIDECAR_URL/me\"; echo"
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "# 5. A person in a browser: open $SIDECAR_URL/ and sign in at the managed login as"
+    );
+    let _ = writeln!(
+        o,
+        "#    $DEMO_USERNAME / $DEMO_PASSWORD; the page shows who the app sees. Without a browser:"
+    );
+    let _ = writeln!(
+        o,
+        "curl -si -H 'Accept: text/html' \"$SIDECAR_URL/\" | grep -i '^location:'; echo"
     );
     let _ = writeln!(o, "{SCRIPT_END}");
     o

@@ -79,6 +79,9 @@ fn handle(req: &Request<Incoming>) -> Resp {
     if path == "/echo" || path.starts_with("/echo/") {
         return serve::json(StatusCode::OK, &echo(req));
     }
+    if path == "/" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        return whoami_page(req.headers());
+    }
     let body = match path {
         "/weatherforecast" => json!({
             "forecasts": forecasts(today_days()),
@@ -121,6 +124,48 @@ fn header_map(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Value {
         out.insert(n.to_owned(), joined.into());
     }
     Value::Object(out)
+}
+
+/// `/`: an HTML page saying who is signed in, from the identity headers the sidecar set.
+fn whoami_page(headers: &HeaderMap) -> Resp {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let who = headers
+        .get("x-auth-username")
+        .or_else(|| headers.get("x-auth-sub"))
+        .map(|v| esc(&String::from_utf8_lossy(v.as_bytes())));
+    let rows: String = headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-auth-") && n.as_str() != "x-auth-claims")
+        .map(|(n, v)| {
+            format!(
+                "<tr><th>{}</th><td id=\"{}\">{}</td></tr>",
+                esc(n.as_str()),
+                esc(n.as_str()),
+                esc(&String::from_utf8_lossy(v.as_bytes()))
+            )
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Demo app</title></head><body>\
+         <h1 id=\"who\">{}</h1><table>{rows}</table>\
+         <form method=\"post\" action=\"/oauth2/sign_out\"><button id=\"signout\" type=\"submit\">Sign out</button></form>\
+         </body></html>",
+        match &who {
+            Some(w) => format!("Signed in as {w}"),
+            None => "Not signed in".to_string(),
+        }
+    );
+    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 /// Every `x-auth-*` request header, lowercased name → value.

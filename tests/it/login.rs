@@ -18,6 +18,8 @@ struct Browser {
     sidecar: SocketAddr,
     issuer: SocketAddr,
     jar: BTreeMap<String, String>,
+    /// The sidecar's origin as this browser sees it.
+    origin: String,
 }
 
 impl Browser {
@@ -45,7 +47,12 @@ impl Browser {
     /// A top-level navigation to the sidecar.
     async fn open(&mut self, target: &str) -> Reply {
         let cookies = self.cookie_header();
-        let mut h = vec![("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+        let host = self.origin.trim_start_matches("http://").to_string();
+        let mut h = vec![
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("host", host.as_str()),
+        ];
         if !cookies.is_empty() {
             h.push(("cookie", &cookies));
         }
@@ -75,7 +82,9 @@ impl Browser {
         .await;
         assert_eq!(r.status, 302, "the managed login: {r:?}");
         let back = r.header("location").unwrap().to_string();
-        let path = back.strip_prefix(ORIGIN).expect("back to the sidecar");
+        let path = back
+            .strip_prefix(&self.origin)
+            .expect("back to the sidecar");
         self.open(path).await
     }
 }
@@ -172,6 +181,7 @@ impl World {
             sidecar: self.sidecar.local_addr(),
             issuer: self.issuer.addr(),
             jar: BTreeMap::new(),
+            origin: ORIGIN.to_string(),
         }
     }
 }
@@ -578,6 +588,53 @@ async fn two_replicas_refreshing_one_rotated_session_at_once_both_succeed() {
         assert_eq!(next.open("/app/page").await.status, 200);
     }
     replica.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_demo_signs_a_browser_in_through_its_managed_login() {
+    use cognito_sidecar::demo::run::{self, DemoAddrs};
+    let addrs = DemoAddrs {
+        proxy: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        admin: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        issuer: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        upstream: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        issuer_form: cognito_sidecar::config::IssuerForm::Original,
+    };
+    let demo = run::start(&addrs).await.unwrap();
+    let mut b = Browser {
+        sidecar: addrs.proxy,
+        issuer: addrs.issuer,
+        jar: BTreeMap::new(),
+        origin: format!("http://{}", addrs.proxy),
+    };
+    let r = b.open("/").await;
+    assert_eq!(r.status, 302, "{r:?}");
+    let back = b.sign_in(&r, issuer::DEMO_PASSWORD).await;
+    assert_eq!(back.header("location"), Some("/"));
+    let page = b.open("/").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body
+            .contains(&format!("Signed in as {}", issuer::DEMO_USERNAME)),
+        "{}",
+        page.body
+    );
+    // The demo's sign-out button posts from the same origin.
+    let cookies = b.cookie_header();
+    let out = request(
+        addrs.proxy,
+        "POST",
+        "/oauth2/sign_out",
+        &[
+            ("cookie", &cookies),
+            ("origin", &b.origin.clone()),
+            ("host", &addrs.proxy.to_string()),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status, 302, "{out:?}");
+    drop(demo);
 }
 
 #[test]
