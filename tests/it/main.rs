@@ -7,6 +7,7 @@ mod auth;
 mod authz;
 mod authz_grpc;
 mod behaviour;
+mod browser;
 mod cli;
 mod cognito;
 mod demo;
