@@ -15,6 +15,9 @@ use std::io::Write;
 use cognito_sidecar::demo::keys::{self, SigningKey};
 use serde_json::json;
 
+/// The cookie key of bench/compare's sidecar-session (a bench value, not a secret).
+const SESSION_KEY: &str = "YmVuY2gtb25seS1jb29raWUta2V5LTMyLWJ5dGVzISE=";
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let out = std::path::PathBuf::from(args.next().expect("OUT_DIR"));
@@ -65,6 +68,36 @@ fn main() -> anyhow::Result<()> {
     user["username"] = json!("bench-user");
     user["origin_jti"] = json!("0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a");
     std::fs::write(out.join("user_token.txt"), key.sign(&user))?;
+    // A signed-in browser's session cookie holding token.txt (sealed with SESSION_KEY, the
+    // key bench/compare gives sidecar-session), as one `Cookie:` line for bench/tokens.lua.
+    let token = std::fs::read_to_string(out.join("token.txt"))?;
+    let keys = cognito_sidecar::session::CookieKeys::from_base64(&[SESSION_KEY])?;
+    let opts = cognito_sidecar::session::CookieOptions {
+        secure: false,
+        ..Default::default()
+    };
+    let session = cognito_sidecar::session::Session {
+        access_token: token,
+        refresh_token: None,
+        access_exp: now + 24 * 3600,
+        started_at: now,
+        refreshed_at: now,
+        sub: Some("4qf1r2p7a8s9d0f1g2h3j4k5l6".into()),
+    };
+    let cookies =
+        cognito_sidecar::session::seal_session(&keys, "sidecar_session", &session, &opts, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let header = cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect::<Vec<_>>()
+        .join("; ");
+    std::fs::write(out.join("session.txt"), format!("Cookie: {header}\n"))?;
+    eprintln!(
+        "session cookie: {} chunk(s), {} bytes in the Cookie header",
+        cookies.len(),
+        header.len()
+    );
     let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("tokens.txt"))?);
     for i in 0..count {
         let jti = format!("{:08x}-1b2d-4e6f-8a9b-{:012x}", i, i);

@@ -26,7 +26,12 @@ function init(args)
   for line in io.lines(path) do
     if #line > 0 then
       count = count + 1
-      requests[count] = wrk.format(nil, nil, { Authorization = "Bearer " .. line })
+      if line:sub(1, 8) == "Cookie: " then
+        -- A signed-in browser (bench/compare's session.txt): its session cookie.
+        requests[count] = wrk.format(nil, nil, { Cookie = line:sub(9) })
+      else
+        requests[count] = wrk.format(nil, nil, { Authorization = "Bearer " .. line })
+      end
     end
   end
   if count == 0 then

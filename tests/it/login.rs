@@ -613,6 +613,22 @@ async fn the_demo_signs_a_browser_in_through_its_managed_login() {
     assert_eq!(back.header("location"), Some("/"));
     let page = b.open("/").await;
     assert_eq!(page.status, 200, "{page:?}");
+    // What the demo's tokens make of the session: within the Cookie header budget.
+    let header = b.cookie_header();
+    let chunks = b
+        .jar
+        .keys()
+        .filter(|k| k.starts_with("sidecar_session."))
+        .count();
+    assert!(
+        header.len() < 8192 && chunks >= 1,
+        "{chunks} chunks, {} bytes",
+        header.len()
+    );
+    eprintln!(
+        "demo session: {chunks} cookie(s), {} bytes in the Cookie header",
+        header.len()
+    );
     assert!(
         page.body
             .contains(&format!("Signed in as {}", issuer::DEMO_USERNAME)),
