@@ -556,6 +556,30 @@ async fn a_due_session_is_refreshed_once_under_fifty_concurrent_requests() {
 }
 
 #[tokio::test]
+async fn pass_access_token_sends_the_sessions_token_upstream() {
+    let w = world("pass_access_token = true").await;
+    let mut b = w.browser();
+    let r = b.open("/app/page").await;
+    let _ = b.sign_in(&r, issuer::DEMO_PASSWORD).await;
+    assert_eq!(b.open("/app/page").await.status, 200);
+    let seen = w.upstream.last();
+    let auth = seen.headers.get("authorization").unwrap().to_str().unwrap();
+    let token = auth.strip_prefix("Bearer ").unwrap();
+    // The session's access token (the one the sidecar verified), not an ID token.
+    let payload = token.split('.').nth(1).unwrap();
+    let json =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(claims["token_use"], "access");
+    assert_eq!(claims["username"], issuer::DEMO_USERNAME);
+    assert_eq!(claims["client_id"], w.client_id.as_str());
+    assert!(seen
+        .headers
+        .get("cookie")
+        .is_none_or(|c| !c.to_str().unwrap().contains("sidecar_session")));
+}
+
+#[tokio::test]
 async fn two_replicas_refreshing_one_rotated_session_at_once_both_succeed() {
     // The pool rotates refresh tokens; every request is due for a refresh.
     let w = world_with(true, "refresh_before = \"2h\"").await;
