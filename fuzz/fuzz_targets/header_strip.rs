@@ -2,7 +2,8 @@
 //!
 //! Input: lines `name:value` (invalid names or values are skipped). Properties: never panics;
 //! after both, no header remains whose canonical name (lower case, `_` as `-`) is a configured
-//! identity header, the claims header, a path or method override, or a hop-by-hop header, nor
+//! identity header, the claims header, a path or method override, an ALB `x-amzn-oidc-*` header
+//! or a hop-by-hop header, nor
 //! one named in the original `Connection` (except `Host`, `Content-Length`, `X-Request-Id`);
 //! every other header keeps all its values.
 
@@ -110,6 +111,12 @@ fuzz_target!(|data: &[u8]| {
             !HOP.contains(&canon.as_str()),
             "hop-by-hop header {s} survived"
         );
+        // An ALB's headers never pass as sent (the proxy puts back a verified
+        // x-amzn-oidc-data itself).
+        assert!(
+            !cognito_sidecar::alb::ALB_HEADERS.contains(&canon.as_str()),
+            "ALB header {s} survived"
+        );
         assert!(
             !listed.contains(s) || PROTECTED.contains(&s),
             "{s} was named in Connection and survived"
@@ -121,6 +128,7 @@ fuzz_target!(|data: &[u8]| {
         let canon = canonical(s);
         let doomed = IDENTITY.contains(&canon.as_str())
             || OVERRIDES.contains(&canon.as_str())
+            || cognito_sidecar::alb::ALB_HEADERS.contains(&canon.as_str())
             || HOP.contains(&canon.as_str())
             || (s.contains('_')
                 && matches!(
