@@ -67,15 +67,7 @@ impl<'t> AlbToken<'t> {
     /// Splits and decodes `token`. A deviation from AWS's form is `Malformed`; an `alg` other
     /// than `ES256` is `AlgNotAllowed`; no `kid` is `UnknownKid`.
     pub fn parse(token: &'t str) -> Result<AlbToken<'t>, AuthError> {
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(AuthError::Malformed);
-        };
-        if h64.is_empty() || p64.is_empty() || s64.is_empty() {
-            return Err(AuthError::Malformed);
-        }
+        let (h64, p64, s64) = crate::jws::segments(token)?;
         let header = strict_object(&padded(h64)?)?;
         if header.contains_key("crit") || header.contains_key("b64") {
             return Err(AuthError::Malformed);

@@ -33,19 +33,23 @@ pub struct Jws<'t> {
     pub claims: Map<String, Value>,
 }
 
+/// A compact serialisation's three segments: exactly three, none empty, else `Malformed`
+/// (also an ALB's token's shape, `alb.rs`).
+pub fn segments(token: &str) -> Result<(&str, &str, &str), AuthError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
+            Ok((h, p, s))
+        }
+        _ => Err(AuthError::Malformed),
+    }
+}
+
 impl<'t> Jws<'t> {
     /// Splits and decodes `token`. Any deviation from the strict form is `Malformed`; an
     /// algorithm outside the known list is `AlgNotAllowed`.
     pub fn parse(token: &'t str) -> Result<Jws<'t>, AuthError> {
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(AuthError::Malformed);
-        };
-        if h64.is_empty() || p64.is_empty() || s64.is_empty() {
-            return Err(AuthError::Malformed);
-        }
+        let (h64, p64, s64) = segments(token)?;
         let header = jose_header(&b64(h64)?)?;
         let alg = parse_algorithm(&header.alg).ok_or(AuthError::AlgNotAllowed)?;
         let claims = serde_json::from_slice::<StrictObject>(&b64(p64)?)

@@ -399,29 +399,40 @@ impl TokenClient {
         pairs: &[(&str, &str)],
     ) -> Result<UserTokens, TokenError> {
         let url = token_endpoint(domain)?;
-        let form = {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in pairs {
-                form.append_pair(k, v);
-            }
-            if client_secret.is_none() {
-                form.append_pair("client_id", client_id);
-            }
-            form.finish()
-        };
-        let mut request = self.http.post(&url);
-        if let Some(secret) = client_secret {
-            request = request.basic_auth(client_id, Some(secret));
-        }
-        let request = request
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form);
+        let request = self.client_form(&url, client_id, client_secret, pairs);
         let body = self.oauth_send(request, &url).await?;
         serde_json::from_slice::<UserTokens>(&body).map_err(|_| TokenError::UnexpectedBody {
             url,
             expected: "a JSON object with access_token and expires_in",
             got: excerpt(&body),
         })
+    }
+
+    /// A form POST to `url` with `pairs`, the client authenticated as OAuth wants: HTTP Basic
+    /// when it has a secret, else `client_id` in the form. Built before any await: the
+    /// serializer is not `Send`.
+    fn client_form(
+        &self,
+        url: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            form.append_pair(k, v);
+        }
+        if client_secret.is_none() {
+            form.append_pair("client_id", client_id);
+        }
+        let form = form.finish();
+        let mut request = self.http.post(url);
+        if let Some(secret) = client_secret {
+            request = request.basic_auth(client_id, Some(secret));
+        }
+        request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
     }
 
     /// See [`revoke`].
@@ -433,22 +444,7 @@ impl TokenClient {
         client_secret: Option<&str>,
     ) -> Result<(), TokenError> {
         let url = revoke_endpoint(domain)?;
-        // Built before any await: the serializer is not Send.
-        let form = {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("token", refresh_token);
-            if client_secret.is_none() {
-                form.append_pair("client_id", client_id);
-            }
-            form.finish()
-        };
-        let mut request = self.http.post(&url);
-        if let Some(secret) = client_secret {
-            request = request.basic_auth(client_id, Some(secret));
-        }
-        let request = request
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form);
+        let request = self.client_form(&url, client_id, client_secret, &[("token", refresh_token)]);
         self.oauth_send(request, &url).await?;
         Ok(())
     }
