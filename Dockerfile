@@ -27,10 +27,16 @@ COPY . .
 
 # Cache mounts keep the crates.io download and the target dir between builds
 # (BuildKit); the binary is copied out of the cache mount inside the same RUN.
+# The release profile keeps line tables (debug = "line-tables-only", for local
+# profiling): about 50 MB. `objcopy --strip-debug` drops them (about 12 MB left)
+# and keeps the symbol table, so a RUST_BACKTRACE=1 backtrace still names the
+# functions (without file:line); a panic message keeps its file:line, which is
+# in .rodata. (`strip --strip-all` saves 1.5 MB more but leaves no frames at all.)
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin cognito-sidecar \
-    && install -D -m 0755 target/release/cognito-sidecar /out/cognito-sidecar
+    && install -D -m 0755 target/release/cognito-sidecar /out/cognito-sidecar \
+    && objcopy --strip-debug /out/cognito-sidecar
 
 # --- runtime stage ----------------------------------------------------------
 # distroless/cc: glibc, libgcc, CA certificates; no shell, no package manager.
