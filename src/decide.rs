@@ -106,7 +106,7 @@ pub async fn decide<'a>(
                     t
                 }
                 (None, AuthMode::Login, Some(origin), Some(login)) => {
-                    let current = login.session(ask.headers, now).await?;
+                    let current = Box::pin(login.session(ask.headers, now)).await?;
                     // The cookie alone authenticates this request: an unsafe method must
                     // come from the sidecar's own pages.
                     if !matches!(*ask.method, Method::GET | Method::HEAD | Method::OPTIONS)

@@ -13,7 +13,26 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let release = config.runtime.release_startup_code;
     let sidecar = Sidecar::start(config).await?;
+    if release {
+        let shared = std::sync::Arc::clone(sidecar.shared());
+        tokio::spawn(async move {
+            // Once the first keys are in (the start's last one-off work), or after a minute.
+            for _ in 0..600 {
+                if shared.ready() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let r = crate::memory::release_startup_code();
+            tracing::debug!(
+                bytes = r.bytes,
+                mappings = r.mappings,
+                "released the resident pages of start-up code"
+            );
+        });
+    }
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&sidecar, &path),

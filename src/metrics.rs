@@ -45,6 +45,9 @@ pub struct Metrics {
     pub connections_limited: IntCounter,
     /// Requests waiting now for an upstream connection slot (`upstream.max_connections`).
     pub upstream_queued: IntGauge,
+    /// Requests that waited `upstream.soft_max_wait` in vain and went ahead beyond
+    /// `upstream.soft_max_connections`.
+    pub upstream_over_soft: IntCounter,
     /// Config reloads by result.
     pub reloads: IntCounterVec,
     /// Time of a cold verification (signature), seconds.
@@ -150,7 +153,15 @@ impl Metrics {
             r,
             IntGauge::new(
                 "sidecar_upstream_queued",
-                "Requests waiting for an upstream connection because upstream.max_connections are busy",
+                "Requests waiting for an upstream connection because upstream.max_connections (or soft_max_connections) are busy",
+            )
+            .expect("valid metric"),
+        );
+        let upstream_over_soft = reg(
+            r,
+            IntCounter::new(
+                "sidecar_upstream_over_soft_limit_total",
+                "Requests that waited upstream.soft_max_wait in vain and went to the upstream beyond soft_max_connections",
             )
             .expect("valid metric"),
         );
@@ -245,6 +256,7 @@ impl Metrics {
             connections_active,
             connections_limited,
             upstream_queued,
+            upstream_over_soft,
             reloads,
             verify_seconds,
         }

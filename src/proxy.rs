@@ -73,14 +73,19 @@ pub async fn handle(
         let now = crate::verify::now_secs();
         if let Some(origin) = origin.as_deref() {
             let page = if path == login.cfg.callback_path {
-                let r = login
-                    .callback(&state.verifier, origin, req.headers(), uri.query(), now)
-                    .await;
+                // Boxed, as the other sign-in steps: rare, and their futures (token
+                // requests) are large; inline they would size every request's future.
+                let r = Box::pin(login.callback(
+                    &state.verifier,
+                    origin,
+                    req.headers(),
+                    uri.query(),
+                    now,
+                ))
+                .await;
                 Some((r, "callback"))
             } else if path == login.cfg.sign_out_path {
-                let r = login
-                    .sign_out(req.method(), origin, req.headers(), now)
-                    .await;
+                let r = Box::pin(login.sign_out(req.method(), origin, req.headers(), now)).await;
                 Some((r, "sign_out"))
             } else {
                 None

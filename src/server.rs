@@ -11,9 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -236,20 +235,26 @@ fn log_warnings(config: &Config) {
     }
 }
 
-/// The hyper connection builder: HTTP/1.1 and HTTP/2, header-read timeout, header size cap.
-pub(crate) fn conn_builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
+/// The hyper connection builders, HTTP/1.1 and HTTP/2 (which one serves a connection is
+/// told by its first bytes, in `serve`): header-read timeout, header size cap.
+#[derive(Clone)]
+pub(crate) struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+pub(crate) fn conn_builders(cfg: &ListenerConfig) -> Builders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(cfg.max_header_bytes as u32)
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    b
+    Builders { h1, h2 }
 }
 
 /// What a listener serves: the proxy, or decisions for a front proxy.
@@ -316,13 +321,14 @@ async fn accept_loop(
     cancel: CancellationToken,
     role: Role,
 ) {
-    let mut builder = conn_builder(&cfg);
+    let mut builder = conn_builders(&cfg);
     if role == Role::Authz {
         // A check answer goes to the front proxy, which dates what it sends the client.
-        builder.http1().auto_date_header(false);
-        builder.http2().auto_date_header(false);
+        builder.h1.auto_date_header(false);
+        builder.h2.auto_date_header(false);
     }
-    let graceful = GracefulShutdown::new();
+    // Every connection's task, for the drain.
+    let tasks = tokio_util::task::TaskTracker::new();
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
         if limit.available_permits() == 0 {
@@ -350,11 +356,10 @@ async fn accept_loop(
         };
         let shared = Arc::clone(&shared);
         let builder = builder.clone();
-        let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = cfg.header_read_timeout;
         let cancel = cancel.clone();
-        tokio::spawn(async move {
+        let task = async move {
             shared.metrics.connections_active.inc();
             match accepted {
                 Accepted::Tcp(stream, peer) => {
@@ -376,7 +381,6 @@ async fn accept_loop(
                             conn,
                             &shared,
                             &builder,
-                            watcher,
                             handshake_timeout,
                             &cancel,
                             role,
@@ -395,7 +399,6 @@ async fn accept_loop(
                         conn,
                         &shared,
                         &builder,
-                        watcher,
                         handshake_timeout,
                         &cancel,
                         role,
@@ -405,7 +408,8 @@ async fn accept_loop(
             }
             shared.metrics.connections_active.dec();
             drop(permit);
-        });
+        };
+        tasks.spawn(task);
     }
     if let Bound::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);
@@ -413,7 +417,7 @@ async fn accept_loop(
     drop(listener);
     let drain = cfg.drain_timeout;
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = async { tasks.close(); tasks.wait().await } => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!(?drain, "drain timeout: closing remaining connections"),
     }
 }
@@ -443,13 +447,27 @@ async fn tls_handshake(
     .await
 }
 
+/// Drives a hyper connection to its end; once `shutdown` fires, asks it to finish what it
+/// is doing and close (the drain), and drives it on until it has.
+macro_rules! graceful {
+    ($conn:expr, $shutdown:expr) => {{
+        let mut conn = std::pin::pin!($conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = $shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve<S>(
     stream: S,
     conn: Conn,
     shared: &Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    builder: &Builders,
     head_timeout: Duration,
     shutdown: &CancellationToken,
     role: Role,
@@ -469,6 +487,7 @@ async fn serve<S>(
         tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout");
         return;
     };
+    let h2 = prefix == H2_PREFACE;
     let stream = Prefixed {
         prefix,
         pos: 0,
@@ -476,24 +495,45 @@ async fn serve<S>(
     };
     let io = TokioIo::new(stream);
     let shared = Arc::clone(shared);
-    let served = match role {
-        Role::Proxy => {
+    // Each protocol and role its own connection future: one that could be any of them
+    // would be as large as the largest in every connection's task. HTTP/2 is boxed (its
+    // state is large, and it is the rarer one here).
+    let served = match (role, h2) {
+        (Role::Proxy, false) => {
             let svc = hyper::service::service_fn(move |req| {
                 let state = shared.state.load_full();
                 let metrics = Arc::clone(&shared.metrics);
                 proxy::handle(state, metrics, conn, req)
             });
-            let fut = builder.serve_connection_with_upgrades(io, svc);
-            watcher.watch(fut.into_owned()).await
+            let fut = builder.h1.serve_connection(io, svc).with_upgrades();
+            graceful!(fut, shutdown)
         }
-        Role::Authz => {
+        (Role::Proxy, true) => {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = shared.state.load_full();
+                let metrics = Arc::clone(&shared.metrics);
+                proxy::handle(state, metrics, conn, req)
+            });
+            let fut = builder.h2.serve_connection(io, svc);
+            Box::pin(async { graceful!(fut, shutdown) }).await
+        }
+        (Role::Authz, false) => {
             let svc = hyper::service::service_fn(move |req| {
                 let state = shared.state.load_full();
                 let metrics = Arc::clone(&shared.metrics);
                 crate::authz::handle(state, metrics, conn, req)
             });
-            let fut = builder.serve_connection(io, svc);
-            watcher.watch(fut.into_owned()).await
+            let fut = builder.h1.serve_connection(io, svc);
+            graceful!(fut, shutdown)
+        }
+        (Role::Authz, true) => {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = shared.state.load_full();
+                let metrics = Arc::clone(&shared.metrics);
+                crate::authz::handle(state, metrics, conn, req)
+            });
+            let fut = builder.h2.serve_connection(io, svc);
+            Box::pin(async { graceful!(fut, shutdown) }).await
         }
     };
     if let Err(e) = served {

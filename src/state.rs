@@ -52,7 +52,11 @@ impl State {
             |cfg| stores.alb_keys(cfg, metrics),
             Arc::clone(metrics),
         )?;
-        let upstream = Upstream::new(&config.upstream, metrics.upstream_queued.clone())?;
+        let upstream = Upstream::new(
+            &config.upstream,
+            metrics.upstream_queued.clone(),
+            metrics.upstream_over_soft.clone(),
+        )?;
         // Only once nothing can fail: the old state, still serving, may use these stores.
         stores.keep_only(&config.issuers, &config.alb_issuers);
         let route_metrics = config

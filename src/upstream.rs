@@ -13,12 +13,22 @@
 //! With `max_connections`, a semaphore permit is taken before checkout and held with the
 //! connection until the response body is done; requests beyond it wait in arrival order.
 //!
+//! Without it, `soft_max_connections` (default 32) does the same with two escapes, so that
+//! it bounds the connections (and their memory) a fast upstream needs without letting
+//! stuck exchanges starve the rest: a request that has waited `soft_max_wait` while no
+//! permit came back at all (every holder is stuck, say in long polls) goes ahead without
+//! one; and a response whose body is long or of unknown length (downloads, server-sent
+//! events) gives its permit back as soon as its head arrives. While permits keep coming
+//! back, a request waits its turn however long the queue (an overloaded sidecar does not
+//! open more connections for it), within `request_timeout`.
+//!
 //! A request that a pooled connection could not even start (the upstream had closed it)
 //! moves on to the next idle connection, then to a new one: nothing reached the upstream,
 //! so it is safe for any method. Once the request has gone out, an error is the caller's
 //! 502.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -116,14 +126,48 @@ impl Pool {
     }
 }
 
+/// How many requests may be in flight to the upstream at once.
+enum Limit {
+    None,
+    /// `max_connections`: one permit per request in flight, held until its response body
+    /// is done; the rest wait.
+    Hard(Arc<Semaphore>),
+    /// `soft_max_connections`: the same, but a request that waited `wait` while no permit
+    /// came back (`releases` did not move) goes ahead without one, and a long response
+    /// gives its permit back when its head arrives.
+    Soft {
+        permits: Arc<Semaphore>,
+        wait: Duration,
+        releases: Arc<AtomicU64>,
+    },
+}
+
+/// A slot under the upstream limit. Under the soft limit its return counts as progress.
+struct Permit {
+    _slot: OwnedSemaphorePermit,
+    releases: Option<Arc<AtomicU64>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(r) = &self.releases {
+            r.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A response body longer than this (or of unknown length) is a long response: under the
+/// soft limit it does not keep its permit while it streams.
+const LONG_BODY: u64 = 64 * 1024;
+
 /// The upstream origin and its connection pool.
 pub struct Upstream {
     pool: Arc<Pool>,
-    /// `max_connections`: one permit per request in flight, held until its response body
-    /// is done.
-    limit: Option<Arc<Semaphore>>,
+    limit: Limit,
     /// Requests waiting for a permit.
     queued: prometheus::IntGauge,
+    /// Requests that went ahead beyond the soft limit.
+    over_soft: prometheus::IntCounter,
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority`, what the connector dials.
     origin: Uri,
@@ -135,8 +179,13 @@ pub struct Upstream {
 
 impl Upstream {
     /// Builds the connector and the pool; inside a Tokio runtime it also starts the reaper.
-    /// `queued` counts requests waiting for one of `max_connections`.
-    pub fn new(cfg: &UpstreamConfig, queued: prometheus::IntGauge) -> anyhow::Result<Upstream> {
+    /// `queued` counts requests waiting for a permit (`max_connections` or
+    /// `soft_max_connections`), `over_soft` those that went ahead without one.
+    pub fn new(
+        cfg: &UpstreamConfig,
+        queued: prometheus::IntGauge,
+        over_soft: prometheus::IntCounter,
+    ) -> anyhow::Result<Upstream> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_nodelay(true);
@@ -180,8 +229,19 @@ impl Upstream {
         }
         Ok(Upstream {
             pool,
-            limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
+            limit: if cfg.max_connections > 0 {
+                Limit::Hard(Arc::new(Semaphore::new(cfg.max_connections)))
+            } else if cfg.soft_max_connections > 0 {
+                Limit::Soft {
+                    permits: Arc::new(Semaphore::new(cfg.soft_max_connections)),
+                    wait: cfg.soft_max_wait,
+                    releases: Arc::new(AtomicU64::new(0)),
+                }
+            } else {
+                Limit::None
+            },
             queued,
+            over_soft,
             connector,
             origin,
             host,
@@ -215,17 +275,14 @@ impl Upstream {
             req.headers_mut().insert(HOST, self.host.clone());
         }
         let permit = match &self.limit {
-            None => None,
-            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    // Waits in arrival order; the caller's request_timeout covers the wait.
-                    self.queued.inc();
-                    let _queued = Defer(|| self.queued.dec());
-                    // The semaphore is never closed.
-                    Arc::clone(limit).acquire_owned().await.ok()
+            Limit::None => None,
+            Limit::Hard(permits) | Limit::Soft { permits, .. } => {
+                match Arc::clone(permits).try_acquire_owned() {
+                    Ok(p) => Some(self.permit(p)),
+                    // Boxed: the wait is the less common path, and its timer is large.
+                    Err(_) => Box::pin(self.wait_for_permit(permits)).await,
                 }
-            },
+            }
         };
         while let Some(mut tx) = self.pool.checkout() {
             match tx.try_send_request(req).await {
@@ -242,6 +299,41 @@ impl Upstream {
         match tx.try_send_request(req).await {
             Ok(resp) => Ok(self.lease(resp, tx, permit)),
             Err(e) => Err(UpstreamError::Reset(e.into_error())),
+        }
+    }
+
+    fn permit(&self, slot: OwnedSemaphorePermit) -> Permit {
+        Permit {
+            _slot: slot,
+            releases: match &self.limit {
+                Limit::Soft { releases, .. } => Some(Arc::clone(releases)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Waits in arrival order for a permit; the caller's request_timeout covers the wait.
+    /// Under the soft limit, a wait of `wait` during which no permit came back ends it:
+    /// the request goes ahead without one.
+    async fn wait_for_permit(&self, permits: &Arc<Semaphore>) -> Option<Permit> {
+        self.queued.inc();
+        let _queued = Defer(|| self.queued.dec());
+        // The semaphores are never closed.
+        let mut acquire = std::pin::pin!(Arc::clone(permits).acquire_owned());
+        let Limit::Soft { wait, releases, .. } = &self.limit else {
+            return acquire.await.ok().map(|p| self.permit(p));
+        };
+        loop {
+            let before = releases.load(Ordering::Relaxed);
+            match tokio::time::timeout(*wait, acquire.as_mut()).await {
+                Ok(p) => return p.ok().map(|p| self.permit(p)),
+                Err(_) if releases.load(Ordering::Relaxed) == before => {
+                    self.over_soft.inc();
+                    return None;
+                }
+                // Permits are coming back: the queue moves; keep the place in it.
+                Err(_) => {}
+            }
         }
     }
 
@@ -270,17 +362,22 @@ impl Upstream {
         &self,
         resp: Response<Incoming>,
         tx: Sender,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
     ) -> Response<UpstreamBody> {
         let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let lease = (!upgraded && self.pool.max_idle > 0).then(|| Lease {
             tx,
             pool: Arc::clone(&self.pool),
         });
+        // Under the soft limit a long response streams without a permit.
+        let long = matches!(self.limit, Limit::Soft { .. }) && {
+            let body = resp.body();
+            !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > LONG_BODY)
+        };
         resp.map(|inner| UpstreamBody {
             inner,
             lease,
-            permit: permit.filter(|_| !upgraded),
+            permit: permit.filter(|_| !upgraded && !long),
             done: false,
         })
     }
@@ -321,7 +418,7 @@ pub struct UpstreamBody {
     inner: Incoming,
     lease: Option<Lease>,
     /// Released when the body is dropped, after the connection went back to the pool.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
     done: bool,
 }
 

@@ -70,6 +70,7 @@ pub(super) fn validate_runtime(p: &mut Problems, raw: &RawRuntime) -> RuntimeCon
     }
     RuntimeConfig {
         worker_threads: raw.worker_threads,
+        release_startup_code: raw.release_startup_code,
     }
 }
 

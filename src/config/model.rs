@@ -45,6 +45,9 @@ pub struct TlsFiles {
 pub struct RuntimeConfig {
     /// 0 = one worker per core.
     pub worker_threads: usize,
+    /// Once ready, drop the resident pages of code that only ran at start
+    /// (`crate::memory`).
+    pub release_startup_code: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +74,12 @@ pub struct UpstreamConfig {
     /// At most this many requests in flight to the upstream at once (each holds one
     /// connection); `0` = no limit.
     pub max_connections: usize,
+    /// Without `max_connections`: requests beyond this many in flight first wait, at most
+    /// `soft_max_wait`, for one to finish, then go ahead on a connection of their own;
+    /// `0` = off.
+    pub soft_max_connections: usize,
+    #[serde(serialize_with = "duration")]
+    pub soft_max_wait: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -113,6 +113,7 @@ section! {
     pub struct RawRuntime {
         /// 0 = one worker per core.
         worker_threads: usize = 0,
+        release_startup_code: bool = true,
     }
 }
 
@@ -134,6 +135,9 @@ section! {
         pool_max_idle: usize = 256,
         /// 0 = no limit.
         max_connections: usize = 0,
+        /// 0 = off; ignored when max_connections is set.
+        soft_max_connections: usize = 32,
+        soft_max_wait: String = "20ms".into(),
     }
 }
 

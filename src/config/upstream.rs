@@ -77,5 +77,7 @@ pub(super) fn validate_upstream(
         pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout),
         pool_max_idle: raw.pool_max_idle,
         max_connections: raw.max_connections,
+        soft_max_connections: raw.soft_max_connections,
+        soft_max_wait: p.duration("upstream.soft_max_wait", &raw.soft_max_wait),
     }
 }
