@@ -22,13 +22,14 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL PID -- poll URL until it answers 2xx, at most ~10 s; fail early
-# if PID died.
+# wait_http URL PID [CURL_ARGS...] -- poll URL until it answers 2xx, at most ~10 s;
+# fail early if PID died. CURL_ARGS: e.g. --cacert for an https URL.
 wait_http() {
   local url=$1 pid=$2 i
+  shift 2
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || die "process $pid exited while waiting for $url"
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+    curl -fsS -o /dev/null --max-time 1 "$@" "$url" 2>/dev/null && return 0
     sleep 0.1
   done
   die "no 2xx from $url within ~10 s"

@@ -26,12 +26,18 @@ function init(args)
   for line in io.lines(path) do
     if #line > 0 then
       count = count + 1
+      -- wrk.format uses the table it is given instead of wrk.headers (-H): copy them in.
+      local headers = {}
+      for name, value in pairs(wrk.headers) do
+        headers[name] = value
+      end
       if line:sub(1, 8) == "Cookie: " then
         -- A signed-in browser (bench/compare's session.txt): its session cookie.
-        requests[count] = wrk.format(nil, nil, { Cookie = line:sub(9) })
+        headers.Cookie = line:sub(9)
       else
-        requests[count] = wrk.format(nil, nil, { Authorization = "Bearer " .. line })
+        headers.Authorization = "Bearer " .. line
       end
+      requests[count] = wrk.format(nil, nil, headers)
     end
   end
   if count == 0 then
