@@ -17,6 +17,7 @@ pub mod authz_grpc;
 pub mod bearer;
 pub mod check;
 pub mod claims;
+pub mod condition;
 pub mod config;
 pub mod decide;
 pub mod demo;
