@@ -34,6 +34,7 @@ pub mod login;
 pub mod metrics;
 pub mod path;
 pub mod proxy;
+pub mod ratelimit;
 pub mod revocation;
 pub mod routes;
 pub mod server;

@@ -196,6 +196,14 @@ mod tests {
             groups_any: vec![],
             token_use: Some("access".into()),
             client_ids: Some(vec!["c".into()]),
+            when: Some("claims.sub == \"x\"".into()),
+            rate_limit: Some(super::super::raw::RawRateLimit {
+                key: "sub".into(),
+                requests: 10,
+                per: "1m".into(),
+                burst: Some(5),
+                max_keys: Some(100),
+            }),
         });
         // A map whose keys are data (header names), not schema.
         raw.forward.headers.clear();
@@ -307,6 +315,8 @@ path = "/a"
 methods = ["GET"]
 token_use = "access"
 client_ids = ["c"]
+when = 'claims.sub == "x"'
+rate_limit = {{ key = "sub", requests = 10, per = "1m", burst = 5, max_keys = 100 }}
 [token]
 cookie = "access_token"
 query = "access_token"

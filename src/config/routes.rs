@@ -4,12 +4,18 @@
 //! Pattern syntax, matching and the authorization rules belong to `crate::routes`; this
 //! module checks what a file says against them (and against the configured issuers).
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::Method;
 
 use super::model::{DefaultPolicy, IssuerConfig};
 use super::problems::Problems;
-use super::raw::{RawDefault, RawRoute};
+use super::raw::{RawDefault, RawRateLimit, RawRoute};
 use super::types::{AuthMode, PathCase, Preflight, TokenUse, TokenUsePolicy};
+use crate::condition::Condition;
+use crate::ratelimit::{KeyKind, Limit, DEFAULT_MAX_KEYS};
 use crate::routes::{Pattern, RouteTable, Rule};
 
 pub(super) fn validate_default(
@@ -66,6 +72,19 @@ pub(super) fn validate_routes(
                 "empty list (omit the key to allow the issuer's clients)",
             );
         }
+        let condition = r.when.as_deref().and_then(|src| {
+            condition(
+                p,
+                &key("when"),
+                r,
+                src,
+                pattern.as_ref().map_or(0, Pattern::params),
+            )
+        });
+        let rate_limit = r
+            .rate_limit
+            .as_ref()
+            .and_then(|raw| rate_limit(p, &key("rate_limit"), raw, auth));
         let rule = Rule {
             index: Some(i),
             label: r.path.trim().to_string(),
@@ -78,6 +97,8 @@ pub(super) fn validate_routes(
             token_use,
             client_ids: r.client_ids.clone(),
             scope_hint: scope_hint(r),
+            condition,
+            rate_limit,
         };
         if compiled {
             if let Some(earlier) = rules.iter().find(|e| e.shadows(&rule)) {
@@ -137,12 +158,13 @@ fn check_auth(
         || !r.scopes_any.is_empty()
         || !r.groups_any.is_empty()
         || r.token_use.is_some()
-        || r.client_ids.is_some();
+        || r.client_ids.is_some()
+        || r.when.is_some();
     if !matches!(auth, AuthMode::Required | AuthMode::Login) && has_rules {
         p.push(
             key("auth"),
             format!(
-                "scopes, scopes_any, groups_any, token_use and client_ids need auth = \"required\" or \"login\" (this route is {:?})",
+                "scopes, scopes_any, groups_any, token_use, client_ids and when need auth = \"required\" or \"login\" (this route is {:?})",
                 auth.as_str()
             ),
         );
@@ -153,6 +175,119 @@ fn check_auth(
             "auth = \"required\" needs at least one [[issuers]] entry",
         );
     }
+}
+
+/// The route's `when`, compiled; each problem names the route, the column and what is wrong.
+fn condition(
+    p: &mut Problems,
+    key: &str,
+    r: &RawRoute,
+    source: &str,
+    params: usize,
+) -> Option<Arc<Condition>> {
+    match Condition::compile(source, params) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(errors) => {
+            for e in errors {
+                p.push(key, format!("route {:?}: {e}", r.path.trim()));
+            }
+            None
+        }
+    }
+}
+
+/// The longest a burst may take to replenish (GCRA's arithmetic is in u64 nanoseconds).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The route's `rate_limit`, validated.
+fn rate_limit(p: &mut Problems, key: &str, raw: &RawRateLimit, auth: AuthMode) -> Option<Limit> {
+    let before = p.0.len();
+    let kind = KeyKind::parse(raw.key.trim());
+    match kind {
+        None => p.push(
+            format!("{key}.key"),
+            format!(
+                "unknown key {:?} (expected \"sub\", \"client_id\" or \"ip\")",
+                raw.key
+            ),
+        ),
+        Some(KeyKind::Sub | KeyKind::ClientId)
+            if !matches!(auth, AuthMode::Required | AuthMode::Login) =>
+        {
+            p.push(
+                format!("{key}.key"),
+                format!(
+                    "{:?} is a claim of the verified token: it needs auth = \"required\" or \"login\" (use key = \"ip\" on a {:?} route)",
+                    raw.key.trim(),
+                    auth.as_str()
+                ),
+            )
+        }
+        Some(_) if auth == AuthMode::Deny => p.push(
+            key,
+            "auth = \"deny\" answers every request 403 before any limit",
+        ),
+        Some(_) => {}
+    }
+    let count = |p: &mut Problems, field: &str, v: u64| -> Option<NonZeroU32> {
+        match u32::try_from(v).ok().and_then(NonZeroU32::new) {
+            Some(n) => Some(n),
+            None => {
+                p.push(
+                    format!("{key}.{field}"),
+                    format!("{v} is not a count from 1 to {}", u32::MAX),
+                );
+                None
+            }
+        }
+    };
+    let requests = count(p, "requests", raw.requests);
+    let burst = match raw.burst {
+        Some(b) => count(p, "burst", b),
+        None => requests,
+    };
+    let per = p.duration(&format!("{key}.per"), &raw.per);
+    if per.is_zero() && p.0.len() == before {
+        p.push(format!("{key}.per"), "must be longer than 0s (e.g. \"1m\")");
+    }
+    let max_keys = raw.max_keys.unwrap_or(DEFAULT_MAX_KEYS as u64);
+    if !(1..=10_000_000).contains(&max_keys) {
+        p.push(
+            format!("{key}.max_keys"),
+            format!("{max_keys} is not from 1 to 10000000"),
+        );
+    }
+    let (Some(kind), Some(requests), Some(burst)) = (kind, requests, burst) else {
+        return None;
+    };
+    if p.0.len() != before {
+        return None;
+    }
+    let limit = Limit {
+        key: kind,
+        requests,
+        per,
+        burst,
+        max_keys: max_keys as usize,
+    };
+    if u128::from(requests.get()) > per.as_nanos() {
+        p.push(
+            format!("{key}.requests"),
+            "more than one request per nanosecond",
+        );
+        return None;
+    }
+    if limit.window() > MAX_WINDOW {
+        p.push(
+            format!("{key}.burst"),
+            format!(
+                "a burst of {burst} at {requests} per {} takes longer than a year to replenish",
+                humantime::format_duration(per)
+            ),
+        );
+        return None;
+    }
+    Some(limit)
 }
 
 /// Scope and group names.
