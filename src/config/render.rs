@@ -239,7 +239,15 @@ mod tests {
                 section = format!("{name}[]");
                 set.insert(name.to_string());
             } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.to_string();
+                // A sub-table of the last `[[array]]` entry (`[routes.rate_limit]`).
+                section = match section.strip_suffix("[]").and_then(|a| {
+                    name.strip_prefix(a)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .map(|rest| format!("{a}[].{rest}"))
+                }) {
+                    Some(sub) => sub,
+                    None => name.to_string(),
+                };
                 set.insert(section.clone());
             } else if let Some((k, _)) = line.split_once(" = ") {
                 let (k, target) = match k.strip_prefix("# ") {

@@ -246,8 +246,9 @@ fn rate_limit(p: &mut Problems, key: &str, raw: &RawRateLimit, auth: AuthMode) -
         Some(b) => count(p, "burst", b),
         None => requests,
     };
+    let per_problems = p.0.len();
     let per = p.duration(&format!("{key}.per"), &raw.per);
-    if per.is_zero() && p.0.len() == before {
+    if per.is_zero() && p.0.len() == per_problems {
         p.push(format!("{key}.per"), "must be longer than 0s (e.g. \"1m\")");
     }
     let max_keys = raw.max_keys.unwrap_or(DEFAULT_MAX_KEYS as u64);
