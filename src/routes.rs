@@ -203,6 +203,19 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Whether `rule` matches `method` and the normalised `path` (whatever comes before it).
+    pub fn rule_matches(&self, rule: &Rule, method: &Method, path: &str) -> bool {
+        let path = match self.case {
+            PathCase::Insensitive => path.to_ascii_lowercase(),
+            PathCase::Sensitive => path.to_string(),
+        };
+        let mut segs: Vec<&str> = path.split('/').skip(1).collect();
+        if segs.last() == Some(&"") {
+            segs.pop();
+        }
+        rule.path_matches(&segs) && rule.method_matches(method)
+    }
+
     /// The rules in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
