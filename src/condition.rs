@@ -393,9 +393,11 @@ impl Check<'_> {
         }
     }
 
-    /// `a[b]`: `request["field"]` and `request.path_params[n]` with literals are checked.
-    fn index(&mut self, args: &[IdedExpr], id: u64) {
+    /// `a[b]`: `request["field"]` and `request.path_params[n]` with literals are checked
+    /// (reported where `a` starts).
+    fn index(&mut self, args: &[IdedExpr], _id: u64) {
         let [target, index] = args else { return };
+        let id = leftmost(target);
         let literal = match &index.expr {
             Expr::Literal(l) => Some(l),
             _ => None,
@@ -421,6 +423,19 @@ impl Check<'_> {
             }
             _ => {}
         }
+    }
+}
+
+/// The node where `e` starts in the source: its operand's, for a selection or a member call.
+fn leftmost(e: &IdedExpr) -> u64 {
+    match &e.expr {
+        Expr::Select(s) => leftmost(&s.operand),
+        Expr::Call(c) => match (&c.target, c.args.first()) {
+            (Some(t), _) => leftmost(t),
+            (None, Some(a)) if c.func_name == operators::INDEX => leftmost(a),
+            _ => e.id,
+        },
+        _ => e.id,
     }
 }
 

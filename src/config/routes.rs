@@ -476,6 +476,100 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_validated_with_their_keys() {
+        let t = table(
+            "[[routes]]\npath=\"/a\"\nrate_limit = { key = \"sub\", requests = 100, per = \"1m\" }\n",
+            PathCase::Insensitive,
+        )
+        .unwrap();
+        let l = t.rules()[0].rate_limit.as_ref().unwrap();
+        assert_eq!((l.requests.get(), l.burst.get()), (100, 100));
+        assert_eq!(l.max_keys, crate::ratelimit::DEFAULT_MAX_KEYS);
+        for (limit, key, needle) in [
+            (
+                r#"{ key = "jti", requests = 1, per = "1s" }"#,
+                "routes[0].rate_limit.key",
+                "unknown key",
+            ),
+            (
+                r#"{ key = "sub", requests = 0, per = "1s" }"#,
+                "routes[0].rate_limit.requests",
+                "not a count",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "0s" }"#,
+                "routes[0].rate_limit.per",
+                "longer than 0s",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "soon" }"#,
+                "routes[0].rate_limit.per",
+                "invalid duration",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1s", burst = 0 }"#,
+                "routes[0].rate_limit.burst",
+                "not a count",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1s", max_keys = 0 }"#,
+                "routes[0].rate_limit.max_keys",
+                "not from 1",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1d", burst = 4000 }"#,
+                "routes[0].rate_limit.burst",
+                "longer than a year",
+            ),
+            (
+                r#"{ key = "sub", requests = 2000000000, per = "1s" }"#,
+                "routes[0].rate_limit.requests",
+                "per nanosecond",
+            ),
+        ] {
+            let e = refused(&format!("[[routes]]\npath=\"/a\"\nrate_limit = {limit}\n"));
+            assert_eq!(e[0].key, key, "{limit}: {e:?}");
+            assert!(e[0].reason.contains(needle), "{limit}: {e:?}");
+        }
+        // Unknown keys inside the table are refused by the schema.
+        assert!(table(
+            "[[routes]]\npath=\"/a\"\nrate_limit = { key = \"sub\", requests = 1, per = \"1s\", brust = 2 }\n",
+            PathCase::Insensitive
+        )
+        .is_err());
+        // A claim key needs a verified token; an address key does not.
+        let e = refused("[[routes]]\npath=\"/a\"\nauth=\"public\"\nrate_limit = { key = \"sub\", requests = 1, per = \"1s\" }\n");
+        assert_eq!(e[0].key, "routes[0].rate_limit.key");
+        assert!(table(
+            "[[routes]]\npath=\"/a\"\nauth=\"public\"\nrate_limit = { key = \"ip\", requests = 1, per = \"1s\" }\n",
+            PathCase::Insensitive
+        )
+        .is_ok());
+        let e = refused("[[routes]]\npath=\"/a\"\nauth=\"deny\"\nrate_limit = { key = \"ip\", requests = 1, per = \"1s\" }\n");
+        assert_eq!(e[0].key, "routes[0].rate_limit");
+    }
+
+    #[test]
+    fn conditions_are_compiled_with_the_routes_path_parameters() {
+        let t = table(
+            "[[routes]]\npath=\"/t/*/x/*\"\nwhen = 'request.path_params[1] == claims.sub'\n",
+            PathCase::Insensitive,
+        )
+        .unwrap();
+        assert!(t.rules()[0].condition.is_some());
+        let e =
+            refused("[[routes]]\npath=\"/t/*\"\nwhen = 'request.path_params[1] == claims.sub'\n");
+        assert_eq!(e[0].key, "routes[0].when");
+        assert!(
+            e[0].reason
+                .starts_with("route \"/t/*\": column 1: request.path_params[1]"),
+            "{e:?}"
+        );
+        let e = refused("[[routes]]\npath=\"/t\"\nauth = \"public\"\nwhen = 'true'\n");
+        assert_eq!(e[0].key, "routes[0].auth");
+    }
+
+    #[test]
     fn rules_need_required_auth() {
         let e = refused("[[routes]]\npath=\"/a\"\nauth=\"public\"\nscopes=[\"x\"]\n");
         assert_eq!(e[0].key, "routes[0].auth");
