@@ -26,7 +26,7 @@
 //! (`sidecar_rate_limit_evicted_total`): a key forgotten that way gets a fresh burst.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -310,9 +310,7 @@ impl Shards {
     }
 
     fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, u64>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % self.shards.len()]
+        &self.shards[(self.hasher.hash_one(key) as usize) % self.shards.len()]
     }
 
     fn len(&self) -> usize {
