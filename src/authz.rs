@@ -193,7 +193,20 @@ pub async fn handle(
         AuthzProtocol::Traefik => Form::Traefik,
         AuthzProtocol::Envoy => Form::EnvoyHttp,
     };
-    let resp = check::answer(&state, &metrics, &mut start, original, req.headers(), form).await;
+    let peer = check::Peer {
+        ip: conn.peer.ip(),
+        trusted: conn.trusted(&cfg.authz),
+    };
+    let resp = check::answer(
+        &state,
+        &metrics,
+        &mut start,
+        original,
+        req.headers(),
+        form,
+        peer,
+    )
+    .await;
     Ok(resp.map(Either::Left))
 }
 

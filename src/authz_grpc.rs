@@ -111,6 +111,10 @@ impl Authorization for Checker {
             original,
             &headers,
             Form::Grpc,
+            check::Peer {
+                ip: self.conn.peer.ip(),
+                trusted: self.conn.trusted(&state.config.authz),
+            },
         )
         .await;
         Ok(tonic::Response::new(to_check_response(resp).await))
@@ -221,6 +225,7 @@ async fn to_check_response(resp: Response<Full<Bytes>>) -> CheckResponse {
     let code = match parts.status {
         StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
         StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
         StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => tonic::Code::InvalidArgument,
         _ => tonic::Code::PermissionDenied,
     };

@@ -33,6 +33,14 @@ pub struct Original {
     pub host: Option<String>,
 }
 
+/// The connection a check request came on: the front proxy's address, and whether it is
+/// trusted (it always is when anything is decided), for a `key = "ip"` limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub ip: std::net::IpAddr,
+    pub trusted: bool,
+}
+
 /// Who asks, which shapes the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -82,6 +90,7 @@ pub async fn answer(
     original: Result<Original, ProxyError>,
     headers: &HeaderMap,
     form: Form,
+    peer: Peer,
 ) -> Response<Full<Bytes>> {
     let cfg = &state.config;
     let (original, refusal) = match original {
@@ -112,6 +121,9 @@ pub async fn answer(
                 request_id,
                 // Front proxies ask with tokens: sessions are the proxy listener's.
                 login_origin: None,
+                host: o.host.as_deref(),
+                peer: peer.ip,
+                peer_trusted: peer.trusted,
             };
             decide(state, ask, &mut seen).await
         }
@@ -140,10 +152,13 @@ pub async fn answer(
             if form == Form::Nginx
                 && matches!(
                     r.status(),
-                    StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
+                    StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                        | StatusCode::TOO_MANY_REQUESTS
                 )
             {
-                // nginx's auth_request passes only 401 and 403 on.
+                // nginx's auth_request passes only 401 and 403 on (a 429's Retry-After and
+                // RateLimit fields stay, for `auth_request_set` to copy).
                 *r.status_mut() = StatusCode::FORBIDDEN;
                 r.headers_mut()
                     .insert(X_AUTH_ERROR.clone(), HeaderValue::from_static(e.reason()));

@@ -120,6 +120,8 @@ pub struct Verified {
     pub username: Option<Box<str>>,
     /// Identity headers rendered from the claims, ready to insert (`claims_header` aside).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The claims as CEL values, for the routes' `when` (kept only when a route has one).
+    pub cel_claims: Option<crate::condition::Claims>,
 }
 
 impl Verified {

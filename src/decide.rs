@@ -5,6 +5,7 @@
 //! decision learned on the way ([`Seen`]) feeds the log line and metrics either way.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderValue};
@@ -14,7 +15,8 @@ use crate::bearer::{self, Source};
 use crate::claims::{AuthError, Verified};
 use crate::config::AuthMode;
 use crate::error::{BadRequest, ProxyError};
-use crate::routes::{Lookup, Rule};
+use crate::ratelimit::{self, Key, KeyKind};
+use crate::routes::{Forbidden, Lookup, Rule};
 use crate::state::State;
 
 /// The request as the rules see it (`'p`: the path, which [`Seen`] keeps; `'r`: the rest).
@@ -34,6 +36,13 @@ pub struct Ask<'p, 'r> {
     /// The sidecar's own origin as browsers see it, on the proxy listener with `[login]`:
     /// `auth = "login"` routes then accept the session cookie.
     pub login_origin: Option<&'r str>,
+    /// The request's host (`Host`, or the original request's), for `when`.
+    pub host: Option<&'r str>,
+    /// The connection's peer, and whether it is a trusted proxy (`[authz] trusted_proxies`,
+    /// or the decision listener's Unix socket): a `key = "ip"` limit counts the client's
+    /// address, [`ratelimit::client_ip`].
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
 }
 
 /// What the decision learned on the way, for the log line and metrics.
@@ -85,6 +94,14 @@ pub async fn decide<'a>(
     let mut auth = ask.headers.get_all(http::header::AUTHORIZATION).iter();
     if auth.next().is_some() && auth.next().is_some() {
         return Err(ProxyError::BadRequest(BadRequest::AuthorizationDuplicated));
+    }
+    // A limit by address counts every request to the route, before its token is looked at.
+    let limiter = state.limiter_of(rule);
+    if let Some(l) = limiter.filter(|l| l.limit().key == KeyKind::Ip) {
+        let ip = ratelimit::client_ip(ask.peer, ask.peer_trusted, ask.headers, &|ip| {
+            cfg.authz.trusts(ip)
+        });
+        l.check(&Key::ip(ip)).map_err(ProxyError::RateLimited)?;
     }
     let mut allowed = Allowed {
         claims_value: None,
@@ -145,6 +162,20 @@ pub async fn decide<'a>(
                 Err(e) => return Err(e.into()),
             };
             seen.verified = Some(Arc::clone(&verified));
+            // A limit by caller counts every request with a verified token, whether its
+            // rules then pass or not.
+            if let Some(l) = limiter.filter(|l| l.limit().key != KeyKind::Ip) {
+                let caller = match l.limit().key {
+                    KeyKind::Sub => verified.sub.as_deref(),
+                    _ => verified
+                        .client_id
+                        .as_deref()
+                        .or(verified.clients.first().map(|c| &**c)),
+                };
+                // Tokens without the claim share one key: never a way around the limit.
+                l.check(&Key::Claim(caller.unwrap_or("").into()))
+                    .map_err(ProxyError::RateLimited)?;
+            }
             // The payload segment is base64url(JSON of the verified claims), canonical
             // because it decoded strictly (an ALB's, padded, without its padding).
             if cfg.forward.claims_header.is_some() {
@@ -158,7 +189,56 @@ pub async fn decide<'a>(
                     reason,
                     scope_hint: rule.scope_hint.clone(),
                 })?;
+            if rule.condition.is_some() {
+                condition(state, &ask, rule, path, &verified)?;
+            }
         }
     }
     Ok(allowed)
+}
+
+/// The route's `when`, after its other rules: false or an error is 403 `condition_failed`
+/// (an error also logs a line naming the route; never a claim's value).
+fn condition(
+    state: &State,
+    ask: &Ask<'_, '_>,
+    rule: &Rule,
+    path: &str,
+    verified: &crate::claims::Verified,
+) -> Result<(), ProxyError> {
+    let refused = || ProxyError::Forbidden {
+        reason: Forbidden::ConditionFailed,
+        scope_hint: rule.scope_hint.clone(),
+    };
+    let Some(cond) = &rule.condition else {
+        return Ok(());
+    };
+    let hidden = |name: &str| state.identity.is_identity(name);
+    let request = crate::condition::Request {
+        method: ask.method.as_str(),
+        path,
+        host: ask.host.unwrap_or(""),
+        headers: ask.headers,
+        hidden: &hidden,
+        path_params: rule.path_params(path),
+    };
+    let result = match &verified.cel_claims {
+        Some(claims) => cond.evaluate(claims, &request),
+        None => Err(crate::condition::EvalError(
+            "the token's claims were not kept".into(),
+        )),
+    };
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refused()),
+        Err(e) => {
+            tracing::info!(
+                request_id = ask.request_id,
+                route = %rule.label,
+                error = %e,
+                "the route's condition could not be evaluated: refused"
+            );
+            Err(refused())
+        }
+    }
 }

@@ -28,6 +28,18 @@ pub fn requirements(r: &Rule) -> String {
     if let Some(c) = &r.client_ids {
         parts.push(format!("client in [{}]", c.join(" ")));
     }
+    if let Some(c) = &r.condition {
+        parts.push(format!("when {}", c.source()));
+    }
+    if let Some(l) = &r.rate_limit {
+        parts.push(format!(
+            "at most {} per {} by {} (burst {})",
+            l.requests,
+            humantime::format_duration(l.per),
+            l.key.as_str(),
+            l.burst
+        ));
+    }
     if parts.is_empty() {
         "-".into()
     } else {

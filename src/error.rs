@@ -4,12 +4,17 @@
 //! metrics label, through [`ProxyError::reason`].
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::claims::AuthError;
+use crate::ratelimit::Limited;
 use crate::routes::Forbidden;
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09).
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "cognito-sidecar";
@@ -102,6 +107,9 @@ pub enum ProxyError {
     /// own origin: 403.
     #[error("cross-site request")]
     Csrf,
+    /// Over the route's `rate_limit`: 429 with `Retry-After` and the RateLimit fields.
+    #[error("rate limited")]
+    RateLimited(Limited),
 }
 
 impl From<AuthError> for ProxyError {
@@ -125,6 +133,7 @@ impl ProxyError {
             ProxyError::GatewayTimeout => "upstream_timeout",
             ProxyError::LoginRequired { reason, .. } => reason,
             ProxyError::Csrf => "csrf",
+            ProxyError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -141,6 +150,7 @@ impl ProxyError {
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Csrf => StatusCode::FORBIDDEN,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -158,6 +168,7 @@ impl ProxyError {
             ProxyError::GatewayTimeout => "gateway_timeout",
             ProxyError::LoginRequired { .. } => "unauthorized",
             ProxyError::Csrf => "forbidden",
+            ProxyError::RateLimited(_) => "too_many_requests",
         }
     }
 
@@ -209,6 +220,13 @@ impl ProxyError {
             }
             ProxyError::Auth(e) if e.is_unavailable() => {
                 h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ProxyError::RateLimited(l) => {
+                h.insert(RETRY_AFTER, HeaderValue::from(l.retry_after));
+                h.insert(RATELIMIT_POLICY.clone(), l.policy.clone());
+                if let Ok(v) = HeaderValue::from_str(&l.ratelimit_header()) {
+                    h.insert(RATELIMIT.clone(), v);
+                }
             }
             _ => {}
         }
@@ -277,6 +295,34 @@ mod tests {
         assert_eq!(ProxyError::BadGateway("x".into()).status(), 502);
         assert_eq!(ProxyError::Denied.status(), 403);
         assert_eq!(ProxyError::BadRequest(BadRequest::BadPath).status(), 400);
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_retry_after_and_the_ratelimit_fields() {
+        let e = ProxyError::RateLimited(Limited {
+            retry_after: 7,
+            policy: HeaderValue::from_static("\"route\";q=10;w=60"),
+        });
+        let r = e.to_response("x");
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[RETRY_AFTER], "7");
+        assert_eq!(r.headers()["ratelimit-policy"], "\"route\";q=10;w=60");
+        assert_eq!(r.headers()["ratelimit"], "\"route\";r=0;t=7");
+        assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
+        assert_eq!(e.reason(), "rate_limited");
+    }
+
+    #[test]
+    fn a_failed_condition_is_insufficient_scope() {
+        let e = ProxyError::Forbidden {
+            reason: Forbidden::ConditionFailed,
+            scope_hint: String::new(),
+        };
+        assert_eq!(e.status(), 403);
+        assert_eq!(
+            www(&e).unwrap(),
+            "Bearer error=\"insufficient_scope\", error_description=\"condition_failed\""
+        );
     }
 
     fn futures_body(b: Full<Bytes>) -> Bytes {

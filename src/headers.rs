@@ -163,6 +163,16 @@ impl IdentityHeaders {
         IdentityHeaders { strip }
     }
 
+    /// Whether `name` (lower case, as `http` keeps it) is an identity header or a look-alike:
+    /// what a route's `when` does not see in `request.headers`.
+    pub fn is_identity(&self, name: &str) -> bool {
+        if name.contains('_') {
+            self.strip.contains(&canonical(name))
+        } else {
+            self.strip.contains(name)
+        }
+    }
+
     /// Removes every configured identity header and look-alike, in any case or spelling.
     pub fn strip(&self, headers: &mut HeaderMap) {
         let mut doomed: Vec<HeaderName> = Vec::new();

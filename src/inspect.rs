@@ -3,6 +3,8 @@
 //! A token whose header names a `signer` is judged as an ALB's `x-amzn-oidc-data` (its key
 //! fetched by `kid` from the ALB issuer of that signer).
 //! Uses the same verifier stack as the running sidecar ([`Verifier::for_config`]).
+//! A route with a `when` also shows the condition's value for the token, over the request
+//! `--request METHOD PATH` describes (default `GET /`, no headers, no host).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -17,6 +19,22 @@ use crate::verify::{now_secs, Origin, Verifier};
 
 /// The report, as printed by `cognito-sidecar inspect`.
 pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
+    inspect_request(c, token, None).await
+}
+
+/// The request side of the routes' conditions, for [`inspect_request`].
+pub struct AskedRequest {
+    pub method: http::Method,
+    /// As a client would send it; normalised as the sidecar would.
+    pub path: String,
+}
+
+/// [`inspect`], with the request side of each route's `when` set by `request`.
+pub async fn inspect_request(
+    c: &Config,
+    token: &str,
+    request: Option<AskedRequest>,
+) -> anyhow::Result<String> {
     let mut o = String::new();
     let alb = crate::alb::has_signer(token);
     let decoded = match alb {
@@ -105,6 +123,29 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
             None
         }
     };
+    let claims = result
+        .as_ref()
+        .ok()
+        .map(|(_, claims)| crate::condition::Claims::from_json(claims));
+    let (method, path) = match &request {
+        Some(r) => match crate::path::normalize(&r.path) {
+            Ok(p) => (r.method.clone(), p.into_owned()),
+            Err(e) => {
+                let _ = writeln!(
+                    o,
+                    "\n# request\n{} {}: refused (400 {})",
+                    r.method,
+                    r.path,
+                    e.as_str()
+                );
+                (r.method.clone(), "/".to_string())
+            }
+        },
+        None => (http::Method::GET, "/".to_string()),
+    };
+    if request.is_some() {
+        let _ = writeln!(o, "\n# request\n{method} {path}");
+    }
     let _ = writeln!(o, "\n# routes");
     for r in c
         .routes
@@ -112,16 +153,59 @@ pub async fn inspect(c: &Config, token: &str) -> anyhow::Result<String> {
         .iter()
         .chain(std::iter::once(c.routes.default_rule()))
     {
+        // The condition's value for this token, over the request asked about.
+        let when = match (&r.condition, &claims) {
+            (Some(cond), Some(claims)) => {
+                let matches = c.routes.rule_matches(r, &method, &path);
+                let headers = http::HeaderMap::new();
+                let hidden = |_: &str| false;
+                let req = crate::condition::Request {
+                    method: method.as_str(),
+                    path: &path,
+                    host: "",
+                    headers: &headers,
+                    hidden: &hidden,
+                    path_params: if matches {
+                        r.path_params(&path)
+                    } else {
+                        Vec::new()
+                    },
+                };
+                let result = cond.evaluate(claims, &req);
+                let value = match &result {
+                    Ok(b) => b.to_string(),
+                    Err(e) => format!("error ({e}), refused"),
+                };
+                let note = match (&request, matches) {
+                    (Some(_), false) => " (the request is not this route's: no path_params)",
+                    (None, _) if r.pattern.params() > 0 => {
+                        " (give --request METHOD PATH for path_params)"
+                    }
+                    _ => "",
+                };
+                Some((
+                    result == Ok(true),
+                    format!("    when {}: {value}{note}", cond.source()),
+                ))
+            }
+            _ => None,
+        };
         let verdict = match (r.auth, verified) {
             (AuthMode::Public, _) => "yes (public)".to_string(),
             (AuthMode::Deny, _) => "no: denied for everyone".to_string(),
             (AuthMode::Required | AuthMode::Login, None) => "no: token rejected".to_string(),
             (AuthMode::Required | AuthMode::Login, Some(v)) => match r.authorize(&v.grant()) {
+                Ok(()) if when.as_ref().is_some_and(|(ok, _)| !ok) => {
+                    "no: condition_failed".to_string()
+                }
                 Ok(()) => "yes".to_string(),
                 Err(f) => format!("no: {} (needs {})", f.as_str(), requirements(r)),
             },
         };
         let _ = writeln!(o, "{:<32} {:<16} {}", r.label, r.methods_label(), verdict);
+        if let Some((_, line)) = when {
+            let _ = writeln!(o, "{line}");
+        }
     }
     Ok(o)
 }

@@ -49,6 +49,9 @@ enum Command {
     Inspect {
         /// The JWT (a leading "Bearer " is ignored).
         token: String,
+        /// The request side of the routes' `when` conditions (default GET /).
+        #[arg(long, num_args = 2, value_names = ["METHOD", "PATH"])]
+        request: Option<Vec<String>>,
     },
     /// Offline demo: a local Cognito-compatible issuer, a sample upstream and the sidecar in one
     /// process on loopback; prints ready-to-paste shell lines for both flows.
@@ -168,7 +171,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config.config),
         Command::Check => check(&cli.config.config),
-        Command::Inspect { token } => inspect(&cli.config.config, &token),
+        Command::Inspect { token, request } => inspect(&cli.config.config, &token, request),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Demo {
             listen,
@@ -286,8 +289,20 @@ fn print_out(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
+fn inspect(
+    path: &std::path::Path,
+    token: &str,
+    request: Option<Vec<String>>,
+) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
+    let request = match request.as_deref() {
+        Some([method, path]) => Some(cognito_sidecar::inspect::AskedRequest {
+            method: http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| anyhow::anyhow!("--request: {method:?} is not an HTTP method"))?,
+            path: path.clone(),
+        }),
+        _ => None,
+    };
     let token = token.trim();
     let token = token
         .strip_prefix("Bearer ")
@@ -295,7 +310,9 @@ fn inspect(path: &std::path::Path, token: &str) -> anyhow::Result<ExitCode> {
         .unwrap_or(token)
         .trim();
     let rt = runtime(1)?;
-    let report = rt.block_on(cognito_sidecar::inspect::inspect(&config, token))?;
+    let report = rt.block_on(cognito_sidecar::inspect::inspect_request(
+        &config, token, request,
+    ))?;
     print_out(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -66,6 +66,12 @@ pub struct Metrics {
     pub denylist_loaded: GaugeVec,
     /// Deny list reloads refused (a bad line), by issuer.
     pub denylist_errors: IntCounterVec,
+    /// Requests refused by a route's `rate_limit` (429), by route.
+    pub rate_limited: IntCounterVec,
+    /// Keys a route's `rate_limit` holds now, by route.
+    pub rate_limit_keys: IntGaugeVec,
+    /// Keys a route's `rate_limit` dropped while still counting (past `max_keys`), by route.
+    pub rate_limit_evicted: IntCounterVec,
 }
 
 impl Metrics {
@@ -237,8 +243,34 @@ impl Metrics {
             "Deny list reloads refused because of a bad line",
             &["issuer"],
         );
+        let rate_limited = counter_vec(
+            r,
+            "sidecar_rate_limited_total",
+            "Requests refused by the route's rate_limit (429)",
+            &["route"],
+        );
+        let rate_limit_keys = reg(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "sidecar_rate_limit_keys",
+                    "Keys (callers) the route's rate_limit tracks now",
+                ),
+                &["route"],
+            )
+            .expect("valid metric"),
+        );
+        let rate_limit_evicted = counter_vec(
+            r,
+            "sidecar_rate_limit_evicted_total",
+            "Keys the route's rate_limit dropped before they were replenished, past max_keys",
+            &["route"],
+        );
         Metrics {
             registry,
+            rate_limited,
+            rate_limit_keys,
+            rate_limit_evicted,
             revocation_checks,
             revocation_seconds,
             revocation_unchecked,

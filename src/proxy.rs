@@ -360,6 +360,13 @@ async fn pipeline<'a>(
             preflight: cfg.default.preflight_forward && is_preflight(&req),
             request_id,
             login_origin,
+            host: req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str())),
+            peer: conn.peer.ip(),
+            peer_trusted: conn.trusted(&cfg.authz),
         },
         seen,
     )

@@ -11,11 +11,15 @@
 //! [`Rule::shadows`] and [`RouteTable::new`]. Only the config vocabulary
 //! (`config::types`) is imported from there.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use http::Method;
 
+use crate::condition::Condition;
 use crate::config::types::{AuthMode, PathCase, TokenUse};
+use crate::ratelimit::Limit;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
@@ -45,6 +49,10 @@ pub struct Rule {
     pub client_ids: Option<Vec<String>>,
     /// The `scope` parameter of a 403's `WWW-Authenticate` (RFC 6750 §3).
     pub scope_hint: String,
+    /// `when`: evaluated after the rules above.
+    pub condition: Option<Arc<Condition>>,
+    /// `rate_limit` (its live state is the running `State`'s).
+    pub rate_limit: Option<Limit>,
 }
 
 /// Why a verified token may not use a route (403).
@@ -54,6 +62,8 @@ pub enum Forbidden {
     MissingGroup,
     WrongTokenUse,
     WrongClient,
+    /// The route's `when` was false, or could not be evaluated.
+    ConditionFailed,
 }
 
 impl Forbidden {
@@ -63,6 +73,7 @@ impl Forbidden {
             Forbidden::MissingGroup => "missing_group",
             Forbidden::WrongTokenUse => "wrong_token_use",
             Forbidden::WrongClient => "wrong_client",
+            Forbidden::ConditionFailed => "condition_failed",
         }
     }
 }
@@ -83,7 +94,27 @@ impl Rule {
             token_use: None,
             client_ids: None,
             scope_hint: String::new(),
+            condition: None,
+            rate_limit: None,
         }
+    }
+
+    /// The values of this rule's `*` segments in `path` (normalised, which this rule
+    /// matches), percent-decoded where that gives UTF-8, in order.
+    pub fn path_params<'p>(&self, path: &'p str) -> Vec<Cow<'p, str>> {
+        let segs = path.split('/').skip(1);
+        self.pattern
+            .0
+            .iter()
+            .zip(segs)
+            .filter(|(seg, _)| **seg == Seg::One)
+            .map(
+                |(_, s)| match percent_encoding::percent_decode_str(s).decode_utf8() {
+                    Ok(d) => d,
+                    Err(_) => Cow::Borrowed(s),
+                },
+            )
+            .collect()
     }
 
     fn path_matches(&self, path: &[&str]) -> bool {
@@ -172,6 +203,19 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Whether `rule` matches `method` and the normalised `path` (whatever comes before it).
+    pub fn rule_matches(&self, rule: &Rule, method: &Method, path: &str) -> bool {
+        let path = match self.case {
+            PathCase::Insensitive => path.to_ascii_lowercase(),
+            PathCase::Sensitive => path.to_string(),
+        };
+        let mut segs: Vec<&str> = path.split('/').skip(1).collect();
+        if segs.last() == Some(&"") {
+            segs.pop();
+        }
+        rule.path_matches(&segs) && rule.method_matches(method)
+    }
+
     /// The rules in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -247,6 +291,11 @@ impl Rule {
 }
 
 impl Pattern {
+    /// The number of `*` segments.
+    pub fn params(&self) -> usize {
+        self.0.iter().filter(|s| **s == Seg::One).count()
+    }
+
     /// Compiles a pattern as written in `routes[].path`; `Err` lists what is wrong with it.
     /// Literal segments are lower-cased for a case-insensitive table.
     pub fn parse(raw: &str, case: PathCase) -> Result<Pattern, Vec<String>> {

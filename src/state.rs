@@ -17,6 +17,7 @@ use crate::config::{AlbIssuerConfig, Config, IssuerConfig};
 use crate::headers::IdentityHeaders;
 use crate::jwks::{KeyStore, StoreKey};
 use crate::metrics::Metrics;
+use crate::ratelimit::{Limit, Limiter, LimiterMetrics};
 use crate::routes::Rule;
 use crate::upstream::Upstream;
 use crate::verify::Verifier;
@@ -31,6 +32,8 @@ pub struct State {
     pub login: Option<crate::login::Login>,
     /// Per-route metric handles, resolved once: index = rule index, last = default rule.
     route_metrics: Vec<RouteMetrics>,
+    /// Per-route live rate limits: index = rule index.
+    limiters: Vec<Option<Arc<Limiter>>>,
 }
 
 /// The metric children of one route, looked up once per config instead of per request.
@@ -57,8 +60,15 @@ impl State {
             metrics.upstream_queued.clone(),
             metrics.upstream_over_soft.clone(),
         )?;
+        let limiters: Vec<Option<Arc<Limiter>>> = config
+            .routes
+            .rules()
+            .iter()
+            .map(|r| stores.limiter(r, metrics))
+            .collect();
         // Only once nothing can fail: the old state, still serving, may use these stores.
         stores.keep_only(&config.issuers, &config.alb_issuers);
+        stores.keep_limiters(&limiters);
         let route_metrics = config
             .routes
             .rules()
@@ -80,6 +90,7 @@ impl State {
             login,
             verifier,
             route_metrics,
+            limiters,
             config: Arc::new(config),
         })
     }
@@ -91,6 +102,20 @@ impl State {
             None => self.route_metrics.last(),
         }
     }
+
+    /// The live rate limit of `rule` (a rule of this state's config), if it has one.
+    pub fn limiter_of(&self, rule: &Rule) -> Option<&Limiter> {
+        self.limiters.get(rule.index?)?.as_deref()
+    }
+}
+
+/// What identifies a route's rate limit across reloads: the route (its path and methods)
+/// and the limit's settings. A reload that changes neither keeps the limiter and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LimiterKey {
+    route: String,
+    methods: String,
+    limit: Limit,
 }
 
 /// The key stores of the running sidecar, one per distinct JWKS setting, and the ALB issuers'
@@ -100,6 +125,7 @@ impl State {
 pub struct KeyStores {
     stores: Mutex<Vec<(StoreKey, Arc<KeyStore>)>>,
     albs: Mutex<Vec<(AlbKeysKey, Arc<AlbKeys>)>>,
+    limiters: Mutex<Vec<(LimiterKey, Arc<Limiter>)>>,
 }
 
 impl KeyStores {
@@ -155,6 +181,41 @@ impl KeyStores {
             }
             keep
         });
+    }
+
+    /// The live limit of `rule`: the running one for the same route and settings, or a new
+    /// one.
+    fn limiter(&self, rule: &Rule, metrics: &Metrics) -> Option<Arc<Limiter>> {
+        let limit = rule.rate_limit.as_ref()?;
+        let key = LimiterKey {
+            route: rule.label.clone(),
+            methods: rule.methods_label(),
+            limit: limit.clone(),
+        };
+        let mut limiters = self.limiters.lock().expect("lock poisoned");
+        if let Some((_, l)) = limiters.iter().find(|(k, _)| *k == key) {
+            return Some(Arc::clone(l));
+        }
+        let label = [rule.label.as_str()];
+        let l = Arc::new(Limiter::new(
+            limit.clone(),
+            LimiterMetrics {
+                limited: metrics.rate_limited.with_label_values(&label),
+                keys: metrics.rate_limit_keys.with_label_values(&label),
+                evicted: metrics.rate_limit_evicted.with_label_values(&label),
+            },
+        ));
+        limiters.push((key, Arc::clone(&l)));
+        Some(l)
+    }
+
+    /// Forgets the limiters none of `used` is (the state still serving keeps its own until
+    /// it is dropped).
+    fn keep_limiters(&self, used: &[Option<Arc<Limiter>>]) {
+        self.limiters
+            .lock()
+            .expect("lock poisoned")
+            .retain(|(_, l)| used.iter().flatten().any(|u| Arc::ptr_eq(u, l)));
     }
 
     /// Stops every store.

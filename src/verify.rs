@@ -66,6 +66,8 @@ pub struct Verifier {
     revocable: bool,
     forward: ForwardConfig,
     max_bytes: usize,
+    /// Some route has a `when`: each verified token keeps its claims as CEL values.
+    keep_claims: bool,
     cache: Option<Cache>,
     metrics: Arc<Metrics>,
     cache_hit: prometheus::IntCounter,
@@ -278,6 +280,7 @@ impl Verifier {
             albs,
             forward: config.forward.clone(),
             max_bytes: config.token.max_bytes,
+            keep_claims: config.routes.rules().iter().any(|r| r.condition.is_some()),
             cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
             cache_hit: metrics.token_cache.with_label_values(&["hit"]),
             cache_miss: metrics.token_cache.with_label_values(&["miss"]),
@@ -545,6 +548,9 @@ impl Verifier {
             origin_jti: opt_str(&claims, "origin_jti"),
             username: opt_str(&claims, "username"),
             headers,
+            cel_claims: self
+                .keep_claims
+                .then(|| crate::condition::Claims::from_json(&claims)),
         };
         Ok((verified, claims))
     }
@@ -627,6 +633,9 @@ impl Verifier {
             origin_jti: None,
             username: opt_str(&claims, "username"),
             headers,
+            cel_claims: self
+                .keep_claims
+                .then(|| crate::condition::Claims::from_json(&claims)),
         };
         Ok((verified, claims))
     }

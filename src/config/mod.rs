@@ -35,8 +35,8 @@ pub use model::{
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{
-    RawAdmin, RawConfig, RawDefault, RawForward, RawIssuer, RawListener, RawLog, RawRoute,
-    RawRuntime, RawTls, RawToken, RawUpstream,
+    RawAdmin, RawConfig, RawDefault, RawForward, RawIssuer, RawListener, RawLog, RawRateLimit,
+    RawRoute, RawRuntime, RawTls, RawToken, RawUpstream,
 };
 pub use render::effective;
 pub use root::Config;

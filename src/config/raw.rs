@@ -227,6 +227,24 @@ pub struct RawRoute {
     pub token_use: Option<String>,
     #[serde(default)]
     pub client_ids: Option<Vec<String>>,
+    /// A CEL condition over `claims` and `request` (`crate::condition`).
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+/// A route's `rate_limit = { key, requests, per, burst, max_keys }` as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub key: String,
+    pub requests: u64,
+    pub per: String,
+    #[serde(default)]
+    pub burst: Option<u64>,
+    #[serde(default)]
+    pub max_keys: Option<u64>,
 }
 
 fn default_auth() -> String {

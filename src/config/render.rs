@@ -196,6 +196,14 @@ mod tests {
             groups_any: vec![],
             token_use: Some("access".into()),
             client_ids: Some(vec!["c".into()]),
+            when: Some("claims.sub == \"x\"".into()),
+            rate_limit: Some(super::super::raw::RawRateLimit {
+                key: "sub".into(),
+                requests: 10,
+                per: "1m".into(),
+                burst: Some(5),
+                max_keys: Some(100),
+            }),
         });
         // A map whose keys are data (header names), not schema.
         raw.forward.headers.clear();
@@ -231,7 +239,15 @@ mod tests {
                 section = format!("{name}[]");
                 set.insert(name.to_string());
             } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.to_string();
+                // A sub-table of the last `[[array]]` entry (`[routes.rate_limit]`).
+                section = match section.strip_suffix("[]").and_then(|a| {
+                    name.strip_prefix(a)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .map(|rest| format!("{a}[].{rest}"))
+                }) {
+                    Some(sub) => sub,
+                    None => name.to_string(),
+                };
                 set.insert(section.clone());
             } else if let Some((k, _)) = line.split_once(" = ") {
                 let (k, target) = match k.strip_prefix("# ") {
@@ -307,6 +323,8 @@ path = "/a"
 methods = ["GET"]
 token_use = "access"
 client_ids = ["c"]
+when = 'claims.sub == "x"'
+rate_limit = {{ key = "sub", requests = 10, per = "1m", burst = 5, max_keys = 100 }}
 [token]
 cookie = "access_token"
 query = "access_token"

@@ -147,6 +147,18 @@ struct RouteView<'a> {
     groups_any: &'a [String],
     token_use: Option<TokenUse>,
     client_ids: &'a Option<Vec<String>>,
+    when: Option<&'a str>,
+    rate_limit: Option<RateLimitView>,
+}
+
+/// A route's `rate_limit` as printed (defaults filled in).
+#[derive(Serialize)]
+struct RateLimitView {
+    key: &'static str,
+    requests: u32,
+    per: String,
+    burst: u32,
+    max_keys: usize,
 }
 
 fn routes<S: Serializer>(table: &&RouteTable, s: S) -> Result<S::Ok, S::Error> {
@@ -170,5 +182,16 @@ fn route_view(r: &Rule) -> RouteView<'_> {
         groups_any: &r.groups_any,
         token_use: r.token_use,
         client_ids: &r.client_ids,
+        when: r
+            .condition
+            .as_deref()
+            .map(crate::condition::Condition::source),
+        rate_limit: r.rate_limit.as_ref().map(|l| RateLimitView {
+            key: l.key.as_str(),
+            requests: l.requests.get(),
+            per: humantime::format_duration(l.per).to_string(),
+            burst: l.burst.get(),
+            max_keys: l.max_keys,
+        }),
     }
 }

@@ -4,12 +4,18 @@
 //! Pattern syntax, matching and the authorization rules belong to `crate::routes`; this
 //! module checks what a file says against them (and against the configured issuers).
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::Method;
 
 use super::model::{DefaultPolicy, IssuerConfig};
 use super::problems::Problems;
-use super::raw::{RawDefault, RawRoute};
+use super::raw::{RawDefault, RawRateLimit, RawRoute};
 use super::types::{AuthMode, PathCase, Preflight, TokenUse, TokenUsePolicy};
+use crate::condition::Condition;
+use crate::ratelimit::{KeyKind, Limit, DEFAULT_MAX_KEYS};
 use crate::routes::{Pattern, RouteTable, Rule};
 
 pub(super) fn validate_default(
@@ -66,6 +72,19 @@ pub(super) fn validate_routes(
                 "empty list (omit the key to allow the issuer's clients)",
             );
         }
+        let condition = r.when.as_deref().and_then(|src| {
+            condition(
+                p,
+                &key("when"),
+                r,
+                src,
+                pattern.as_ref().map_or(0, Pattern::params),
+            )
+        });
+        let rate_limit = r
+            .rate_limit
+            .as_ref()
+            .and_then(|raw| rate_limit(p, &key("rate_limit"), raw, auth));
         let rule = Rule {
             index: Some(i),
             label: r.path.trim().to_string(),
@@ -78,6 +97,8 @@ pub(super) fn validate_routes(
             token_use,
             client_ids: r.client_ids.clone(),
             scope_hint: scope_hint(r),
+            condition,
+            rate_limit,
         };
         if compiled {
             if let Some(earlier) = rules.iter().find(|e| e.shadows(&rule)) {
@@ -137,12 +158,13 @@ fn check_auth(
         || !r.scopes_any.is_empty()
         || !r.groups_any.is_empty()
         || r.token_use.is_some()
-        || r.client_ids.is_some();
+        || r.client_ids.is_some()
+        || r.when.is_some();
     if !matches!(auth, AuthMode::Required | AuthMode::Login) && has_rules {
         p.push(
             key("auth"),
             format!(
-                "scopes, scopes_any, groups_any, token_use and client_ids need auth = \"required\" or \"login\" (this route is {:?})",
+                "scopes, scopes_any, groups_any, token_use, client_ids and when need auth = \"required\" or \"login\" (this route is {:?})",
                 auth.as_str()
             ),
         );
@@ -153,6 +175,120 @@ fn check_auth(
             "auth = \"required\" needs at least one [[issuers]] entry",
         );
     }
+}
+
+/// The route's `when`, compiled; each problem names the route, the column and what is wrong.
+fn condition(
+    p: &mut Problems,
+    key: &str,
+    r: &RawRoute,
+    source: &str,
+    params: usize,
+) -> Option<Arc<Condition>> {
+    match Condition::compile(source, params) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(errors) => {
+            for e in errors {
+                p.push(key, format!("route {:?}: {e}", r.path.trim()));
+            }
+            None
+        }
+    }
+}
+
+/// The longest a burst may take to replenish (GCRA's arithmetic is in u64 nanoseconds).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The route's `rate_limit`, validated.
+fn rate_limit(p: &mut Problems, key: &str, raw: &RawRateLimit, auth: AuthMode) -> Option<Limit> {
+    let before = p.0.len();
+    let kind = KeyKind::parse(raw.key.trim());
+    match kind {
+        None => p.push(
+            format!("{key}.key"),
+            format!(
+                "unknown key {:?} (expected \"sub\", \"client_id\" or \"ip\")",
+                raw.key
+            ),
+        ),
+        Some(KeyKind::Sub | KeyKind::ClientId)
+            if !matches!(auth, AuthMode::Required | AuthMode::Login) =>
+        {
+            p.push(
+                format!("{key}.key"),
+                format!(
+                    "{:?} is a claim of the verified token: it needs auth = \"required\" or \"login\" (use key = \"ip\" on a {:?} route)",
+                    raw.key.trim(),
+                    auth.as_str()
+                ),
+            )
+        }
+        Some(_) if auth == AuthMode::Deny => p.push(
+            key,
+            "auth = \"deny\" answers every request 403 before any limit",
+        ),
+        Some(_) => {}
+    }
+    let count = |p: &mut Problems, field: &str, v: u64| -> Option<NonZeroU32> {
+        match u32::try_from(v).ok().and_then(NonZeroU32::new) {
+            Some(n) => Some(n),
+            None => {
+                p.push(
+                    format!("{key}.{field}"),
+                    format!("{v} is not a count from 1 to {}", u32::MAX),
+                );
+                None
+            }
+        }
+    };
+    let requests = count(p, "requests", raw.requests);
+    let burst = match raw.burst {
+        Some(b) => count(p, "burst", b),
+        None => requests,
+    };
+    let per_problems = p.0.len();
+    let per = p.duration(&format!("{key}.per"), &raw.per);
+    if per.is_zero() && p.0.len() == per_problems {
+        p.push(format!("{key}.per"), "must be longer than 0s (e.g. \"1m\")");
+    }
+    let max_keys = raw.max_keys.unwrap_or(DEFAULT_MAX_KEYS as u64);
+    if !(1..=10_000_000).contains(&max_keys) {
+        p.push(
+            format!("{key}.max_keys"),
+            format!("{max_keys} is not from 1 to 10000000"),
+        );
+    }
+    let (Some(kind), Some(requests), Some(burst)) = (kind, requests, burst) else {
+        return None;
+    };
+    if p.0.len() != before {
+        return None;
+    }
+    let limit = Limit {
+        key: kind,
+        requests,
+        per,
+        burst,
+        max_keys: max_keys as usize,
+    };
+    if u128::from(requests.get()) > per.as_nanos() {
+        p.push(
+            format!("{key}.requests"),
+            "more than one request per nanosecond",
+        );
+        return None;
+    }
+    if limit.window() > MAX_WINDOW {
+        p.push(
+            format!("{key}.burst"),
+            format!(
+                "a burst of {burst} at {requests} per {} takes longer than a year to replenish",
+                humantime::format_duration(per)
+            ),
+        );
+        return None;
+    }
+    Some(limit)
 }
 
 /// Scope and group names.
@@ -337,6 +473,100 @@ mod tests {
             assert_eq!(e[0].key, "routes[0].path");
             assert!(e[0].reason.contains(needle), "{pat}: {:?}", e);
         }
+    }
+
+    #[test]
+    fn rate_limits_are_validated_with_their_keys() {
+        let t = table(
+            "[[routes]]\npath=\"/a\"\nrate_limit = { key = \"sub\", requests = 100, per = \"1m\" }\n",
+            PathCase::Insensitive,
+        )
+        .unwrap();
+        let l = t.rules()[0].rate_limit.as_ref().unwrap();
+        assert_eq!((l.requests.get(), l.burst.get()), (100, 100));
+        assert_eq!(l.max_keys, crate::ratelimit::DEFAULT_MAX_KEYS);
+        for (limit, key, needle) in [
+            (
+                r#"{ key = "jti", requests = 1, per = "1s" }"#,
+                "routes[0].rate_limit.key",
+                "unknown key",
+            ),
+            (
+                r#"{ key = "sub", requests = 0, per = "1s" }"#,
+                "routes[0].rate_limit.requests",
+                "not a count",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "0s" }"#,
+                "routes[0].rate_limit.per",
+                "longer than 0s",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "soon" }"#,
+                "routes[0].rate_limit.per",
+                "invalid duration",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1s", burst = 0 }"#,
+                "routes[0].rate_limit.burst",
+                "not a count",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1s", max_keys = 0 }"#,
+                "routes[0].rate_limit.max_keys",
+                "not from 1",
+            ),
+            (
+                r#"{ key = "sub", requests = 1, per = "1d", burst = 4000 }"#,
+                "routes[0].rate_limit.burst",
+                "longer than a year",
+            ),
+            (
+                r#"{ key = "sub", requests = 2000000000, per = "1s" }"#,
+                "routes[0].rate_limit.requests",
+                "per nanosecond",
+            ),
+        ] {
+            let e = refused(&format!("[[routes]]\npath=\"/a\"\nrate_limit = {limit}\n"));
+            assert_eq!(e[0].key, key, "{limit}: {e:?}");
+            assert!(e[0].reason.contains(needle), "{limit}: {e:?}");
+        }
+        // Unknown keys inside the table are refused by the schema.
+        assert!(table(
+            "[[routes]]\npath=\"/a\"\nrate_limit = { key = \"sub\", requests = 1, per = \"1s\", brust = 2 }\n",
+            PathCase::Insensitive
+        )
+        .is_err());
+        // A claim key needs a verified token; an address key does not.
+        let e = refused("[[routes]]\npath=\"/a\"\nauth=\"public\"\nrate_limit = { key = \"sub\", requests = 1, per = \"1s\" }\n");
+        assert_eq!(e[0].key, "routes[0].rate_limit.key");
+        assert!(table(
+            "[[routes]]\npath=\"/a\"\nauth=\"public\"\nrate_limit = { key = \"ip\", requests = 1, per = \"1s\" }\n",
+            PathCase::Insensitive
+        )
+        .is_ok());
+        let e = refused("[[routes]]\npath=\"/a\"\nauth=\"deny\"\nrate_limit = { key = \"ip\", requests = 1, per = \"1s\" }\n");
+        assert_eq!(e[0].key, "routes[0].rate_limit");
+    }
+
+    #[test]
+    fn conditions_are_compiled_with_the_routes_path_parameters() {
+        let t = table(
+            "[[routes]]\npath=\"/t/*/x/*\"\nwhen = 'request.path_params[1] == claims.sub'\n",
+            PathCase::Insensitive,
+        )
+        .unwrap();
+        assert!(t.rules()[0].condition.is_some());
+        let e =
+            refused("[[routes]]\npath=\"/t/*\"\nwhen = 'request.path_params[1] == claims.sub'\n");
+        assert_eq!(e[0].key, "routes[0].when");
+        assert!(
+            e[0].reason
+                .starts_with("route \"/t/*\": column 1: request.path_params[1]"),
+            "{e:?}"
+        );
+        let e = refused("[[routes]]\npath=\"/t\"\nauth = \"public\"\nwhen = 'true'\n");
+        assert_eq!(e[0].key, "routes[0].auth");
     }
 
     #[test]

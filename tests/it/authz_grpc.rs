@@ -426,3 +426,56 @@ fn envoy_protocol_needs_a_path_prefix_that_cannot_reach_the_check_method() {
         );
     }
 }
+
+/// A route's `when` and `rate_limit` on the gRPC `Check`: `PERMISSION_DENIED` with 403
+/// `condition_failed`; over the limit `RESOURCE_EXHAUSTED` with the 429, `Retry-After` and
+/// the RateLimit fields, for Envoy to send the client.
+#[tokio::test]
+async fn conditions_and_rate_limits_answer_in_check_responses() {
+    let (_env, authz) = env_with(
+        "",
+        "[[routes]]\npath = \"/tenants/*\"\nwhen = 'claims.client_id == request.path_params[0]'\nrate_limit = { key = \"client_id\", requests = 1, per = \"1h\" }\n",
+    )
+    .await;
+    let good = format!("Bearer {}", sign(&access_claims("x")));
+    let path = format!("/tenants/{CLIENT}");
+    let r = answer(check(authz, ask("GET", &path, &[("authorization", &good)])).await);
+    assert!(matches!(r, Answer::Ok { .. }), "{r:?}");
+    match answer(check(authz, ask("GET", &path, &[("authorization", &good)])).await) {
+        Answer::Denied {
+            rpc,
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!((rpc, status), (8, 429), "{headers:?}");
+            assert!(headers["retry-after"].parse::<u64>().unwrap() >= 1);
+            assert_eq!(headers["ratelimit-policy"], "\"route\";q=1;w=3600");
+            assert!(headers["ratelimit"].starts_with("\"route\";r=0;t="));
+            assert_eq!(body["error_description"], "rate_limited");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The limit counts verified tokens before the condition: another client's path is the
+    // same client, and limited too; a route without a limit shows the condition alone.
+    let (_env, authz) = env_with(
+        "",
+        "[[routes]]\npath = \"/tenants/*\"\nwhen = 'claims.client_id == request.path_params[0]'\n",
+    )
+    .await;
+    match answer(
+        check(
+            authz,
+            ask("GET", "/tenants/other", &[("authorization", &good)]),
+        )
+        .await,
+    ) {
+        Answer::Denied {
+            rpc, status, body, ..
+        } => {
+            assert_eq!((rpc, status), (7, 403));
+            assert_eq!(body["error_description"], "condition_failed");
+        }
+        other => panic!("{other:?}"),
+    }
+}
