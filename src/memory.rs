@@ -8,8 +8,8 @@
 //! (`MADV_DONTNEED`); the pages requests need come back on the next fault, from the page
 //! cache, with no copy. Only the binary's read-only, never-written mappings are touched
 //! (the `r-xp` and `r--p` segments with no private copy-on-write pages), so no data can be
-//! lost: `MADV_DONTNEED` on a clean private file mapping only forgets the page-table
-//! entries.
+//! lost: `MADV_DONTNEED` on a private file mapping without anonymous pages only forgets the
+//! page-table entries.
 
 /// What [`release_startup_code`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -29,7 +29,6 @@ struct Mapping {
     path: String,
     rss_kb: u64,
     anonymous_kb: u64,
-    private_dirty_kb: u64,
 }
 
 /// Parses `/proc/<pid>/smaps` text. Lines it does not understand are skipped.
@@ -52,7 +51,6 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
                     path,
                     rss_kb: 0,
                     anonymous_kb: 0,
-                    private_dirty_kb: 0,
                 });
                 continue;
             }
@@ -65,7 +63,6 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
         match first {
             "Rss:" => m.rss_kb = kb,
             "Anonymous:" => m.anonymous_kb = kb,
-            "Private_Dirty:" => m.private_dirty_kb = kb,
             _ => {}
         }
     }
@@ -73,14 +70,15 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
 }
 
 /// The mappings that are safe to release: the executable's own, read-only (code or
-/// constants, never the relocated or writable ones), with no private copies in them.
+/// constants, never the relocated or writable ones), with no private (anonymous,
+/// copy-on-write) pages in them. Dirty pages are fine: a binary written moments ago has
+/// them in the page cache, which keeps them; only this process's mapping is dropped.
 fn releasable<'a>(maps: &'a [Mapping], exe: &str) -> impl Iterator<Item = &'a Mapping> + 'a {
     let exe = exe.to_string();
     maps.iter().filter(move |m| {
         m.path == exe
             && (m.perms == "r-xp" || m.perms == "r--p")
             && m.anonymous_kb == 0
-            && m.private_dirty_kb == 0
             && m.rss_kb > 0
     })
 }
@@ -100,9 +98,9 @@ pub fn release_startup_code() -> Released {
     let maps = parse_smaps(&smaps);
     let mut released = Released::default();
     for m in releasable(&maps, exe) {
-        // SAFETY: the range is one whole mapping of the executable, read-only and clean
-        // (no anonymous or dirty private pages): MADV_DONTNEED only unmaps its pages, and
-        // the next access maps the same file contents again. No Rust object lives there.
+        // SAFETY: the range is one whole mapping of the executable, read-only, with no
+        // anonymous (copy-on-write) pages: MADV_DONTNEED only unmaps its page-cache pages,
+        // and the next access maps the same file contents again. No Rust object lives there.
         #[allow(unsafe_code)]
         let rc = unsafe {
             libc::madvise(
@@ -127,7 +125,7 @@ mod tests {
 55d0c0000000-55d0c0300000 r--p 00000000 fd:01 1234 /usr/local/bin/cognito-sidecar
 Size:               3072 kB
 Rss:                2048 kB
-Private_Dirty:         0 kB
+Private_Dirty:        12 kB
 Anonymous:             0 kB
 55d0c0300000-55d0c0b00000 r-xp 00300000 fd:01 1234 /usr/local/bin/cognito-sidecar
 Rss:                7000 kB
@@ -157,7 +155,8 @@ Anonymous:           900 kB
             .map(|m| (m.perms.as_str(), m.rss_kb))
             .collect();
         // Not the relocated read-only segment (it has private copies), not the writable
-        // one, not libc, not the heap.
+        // one, not libc, not the heap; a dirty page-cache page (a binary just written) is
+        // no obstacle.
         assert_eq!(chosen, vec![("r--p", 2048), ("r-xp", 7000)]);
     }
 

@@ -267,3 +267,87 @@ async fn max_connections_queues_requests_and_the_wait_counts_toward_request_time
     up.release();
     assert_eq!(holder.await.unwrap().status, 200);
 }
+
+/// A counter from `/metrics`.
+async fn counter(admin: SocketAddr, name: &str) -> i64 {
+    get(admin, "/metrics")
+        .await
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is exported"))
+}
+
+const OVER_SOFT: &str = "sidecar_upstream_over_soft_limit_total";
+
+async fn soft_sidecar(up: &Upstream, wait: &str) -> Sidecar {
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let text = config_text(&up.url(), &jwks.url(), "").replace(
+        "request_timeout = \"2s\"",
+        &format!("request_timeout = \"5s\"\nsoft_max_connections = 1\nsoft_max_wait = \"{wait}\""),
+    ) + "\n[default]\nauth = \"public\"\n";
+    start_ready(&text).await
+}
+
+#[tokio::test]
+async fn soft_limit_a_long_response_streams_without_holding_its_slot() {
+    let up = Upstream::start().await;
+    // A wait far longer than the test: only a released slot lets the second one through.
+    let sidecar = soft_sidecar(&up, "60s").await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    // A download of unknown length, its body held back after the first chunk...
+    let holder = tokio::spawn(async move { get(addr, "/download?n=2").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    // ...gave its slot back when its head came: the next request is not queued.
+    let second = get(addr, "/second").await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(up.hits(), 2);
+    assert_eq!(counter(admin, OVER_SOFT).await, 0);
+    assert!(!holder.is_finished(), "the download is still streaming");
+    up.release();
+    let h = holder.await.unwrap();
+    assert_eq!((h.status, h.body.len()), (200, 2 * 64 * 1024));
+}
+
+#[tokio::test]
+async fn soft_limit_a_stuck_slot_lets_the_next_request_past_after_soft_max_wait() {
+    let up = Upstream::start().await;
+    let sidecar = soft_sidecar(&up, "300ms").await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    // A long poll: its head does not come, so it keeps the only slot.
+    let holder = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    let started = std::time::Instant::now();
+    let second = tokio::spawn(async move { get(addr, "/second").await });
+    // It waits for the slot first...
+    eventually(Duration::from_secs(5), || async {
+        queued(admin).await == 1
+    })
+    .await;
+    // ...and, no slot coming back within soft_max_wait, goes ahead on a connection of its
+    // own while the long poll still holds the slot.
+    let s = second.await.unwrap();
+    assert_eq!(s.status, 200, "{s:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(up.last().uri, "/second");
+    assert_eq!(counter(admin, OVER_SOFT).await, 1);
+    assert_eq!(queued(admin).await, 0);
+    assert!(!holder.is_finished());
+    up.release();
+    assert_eq!(holder.await.unwrap().body, "released");
+}
+
+#[tokio::test]
+async fn soft_limit_while_slots_come_back_requests_share_the_connections() {
+    let peer = Peer::start().await;
+    let sidecar = sidecar_for(&peer, "soft_max_connections = 2\nsoft_max_wait = \"2s\"").await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    let all = (0..40).map(|_| tokio::spawn(async move { get(addr, "/cl").await }));
+    for r in futures_util::future::join_all(all).await {
+        assert_eq!(r.unwrap().body, "hello");
+    }
+    // 40 at once, and never more than the two connections the soft limit allows.
+    assert!(peer.opened() <= 2, "{} upstream connections", peer.opened());
+    assert_eq!(counter(admin, OVER_SOFT).await, 0);
+}
