@@ -59,7 +59,7 @@ pub struct Finished<'a> {
 /// What is known of a request from its first moment: its id (kept from the client if sane,
 /// else made), its method and when it started.
 pub struct Start {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub method: Method,
     pub at: Instant,
 }
@@ -74,8 +74,34 @@ impl Start {
     }
 }
 
+/// A request's id, kept as the header value it goes out as (upstream and on the answer:
+/// one allocation per request, shared by both). Reads as the `str` it is (checked ASCII).
+#[derive(Clone, Debug)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The `X-Request-Id` value (a cheap clone of shared bytes).
+    pub fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only checked ASCII gets in (`request_id`).
+        self.0.to_str().unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// Keeps a sane client-sent `X-Request-Id`, or makes one.
-pub fn request_id(headers: &http::HeaderMap) -> String {
+pub fn request_id(headers: &http::HeaderMap) -> RequestId {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty()
@@ -83,11 +109,16 @@ pub fn request_id(headers: &http::HeaderMap) -> String {
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c))
         {
-            // Checked ASCII above.
-            return String::from_utf8_lossy(b).into_owned();
+            // A copy, not the client's value itself: that one shares (and would keep
+            // alive) the connection's whole read buffer.
+            if let Ok(v) = HeaderValue::from_bytes(b) {
+                return RequestId(v);
+            }
         }
     }
-    uuid::Uuid::new_v4().to_string()
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    RequestId(HeaderValue::from_str(id).expect("a UUID is a header value"))
 }
 
 /// The end of every request on either listener: `X-Request-Id` on the answer (`method`:
@@ -100,9 +131,8 @@ pub fn finish<B>(
     seen: &Seen<'_>,
     outcome: Outcome,
 ) {
-    if let Ok(v) = HeaderValue::from_str(&start.request_id) {
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
+    resp.headers_mut()
+        .insert(X_REQUEST_ID.clone(), start.request_id.header());
     record(
         state,
         metrics,

@@ -276,18 +276,33 @@ pub fn set_forwarded(
     host: Option<HeaderValue>,
 ) {
     use std::fmt::Write as _;
-    let mut value = String::with_capacity(48);
-    for v in headers.get_all(&XFF) {
-        if let Ok(s) = v.to_str() {
-            if !s.trim().is_empty() {
-                value.push_str(s.trim());
-                value.push_str(", ");
-            }
+    let mut earlier = headers
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .peekable();
+    let value = if earlier.peek().is_none() {
+        // The common case, the peer alone: formatted on the stack, one allocation (the
+        // value's own).
+        let mut buf = [0u8; 64];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        // An address is at most 45 characters: this cannot fail.
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{peer}"));
+        let n = w.position() as usize;
+        HeaderValue::from_bytes(&buf[..n])
+    } else {
+        let mut value = String::with_capacity(48);
+        for s in earlier {
+            value.push_str(s);
+            value.push_str(", ");
         }
-    }
-    // Writing to a String cannot fail.
-    let _ = write!(value, "{peer}");
-    if let Ok(v) = HeaderValue::from_str(&value) {
+        // Writing to a String cannot fail.
+        let _ = write!(value, "{peer}");
+        HeaderValue::from_str(&value)
+    };
+    if let Ok(v) = value {
         headers.insert(XFF.clone(), v);
     }
     headers.insert(XFP.clone(), HeaderValue::from_static(proto));
@@ -454,5 +469,25 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
+    fn forwarded_for_is_the_peer_alone_without_earlier_hops() {
+        for (peer, blank) in [
+            ("192.0.2.7", None),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", Some("  ")),
+            ("2001:db8::1", Some("")),
+        ] {
+            let mut h = match blank {
+                Some(b) => map(&[("x-forwarded-for", b)]),
+                None => HeaderMap::new(),
+            };
+            set_forwarded(&mut h, peer.parse().unwrap(), "https", None);
+            let want = peer.parse::<std::net::IpAddr>().unwrap().to_string();
+            assert_eq!(h["x-forwarded-for"], want.as_str());
+            assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+            assert_eq!(h["x-forwarded-proto"], "https");
+            assert!(!h.contains_key("x-forwarded-host"));
+        }
     }
 }

@@ -236,7 +236,7 @@ fn is_preflight<B>(req: &Request<B>) -> bool {
 struct Forward<'a> {
     /// The normalised path: the one the route was chosen for.
     path: &'a str,
-    request_id: &'a str,
+    request_id: &'a crate::access::RequestId,
     verified: Option<&'a Verified>,
     /// The claims header's value (the token's payload segment), when configured.
     claims_value: Option<HeaderValue>,
@@ -258,11 +258,28 @@ fn upstream_request(
     let cfg = &state.config;
     let client_upgrade = fwd.websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let query = bearer::forwarded_query(&cfg.token, parts.uri.query());
-    let uri = state
-        .upstream
-        .target(fwd.path, query.as_deref())
-        .ok_or(ProxyError::BadRequest(BadRequest::BadTarget))?;
+    // The client's target as it came, when nothing changes it (no base path, the path was
+    // already normal, no token parameter to take out): no new string to build.
+    let as_is = (cfg.token.query.is_none()
+        && state.upstream.forwards_paths_as_is()
+        && parts.uri.path() == fwd.path)
+        .then(|| parts.uri.path_and_query().cloned())
+        .flatten()
+        .and_then(|pq| {
+            let mut p = http::uri::Parts::default();
+            p.path_and_query = Some(pq);
+            Uri::from_parts(p).ok()
+        });
+    let uri = match as_is {
+        Some(uri) => uri,
+        None => {
+            let query = bearer::forwarded_query(&cfg.token, parts.uri.query());
+            state
+                .upstream
+                .target(fwd.path, query.as_deref())
+                .ok_or(ProxyError::BadRequest(BadRequest::BadTarget))?
+        }
+    };
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -315,9 +332,7 @@ fn upstream_request(
             h.insert(header::HOST, host);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
+    h.insert(X_REQUEST_ID.clone(), fwd.request_id.header());
     if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, up);
@@ -334,7 +349,7 @@ async fn pipeline<'a>(
     conn: Conn,
     req: Request<Incoming>,
     client_uri: &'a Uri,
-    request_id: &str,
+    request_id: &crate::access::RequestId,
     seen: &mut Seen<'a>,
     login_origin: Option<String>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -499,12 +514,15 @@ mod tests {
         use crate::access::request_id;
         let mut h = http::HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&h), "abc-123");
+        assert_eq!(&*request_id(&h), "abc-123");
         h.insert(
             &X_REQUEST_ID,
             HeaderValue::from_static("bad id with spaces"),
         );
-        assert_ne!(request_id(&h), "bad id with spaces");
-        assert_eq!(request_id(&http::HeaderMap::new()).len(), 36);
+        assert_ne!(&*request_id(&h), "bad id with spaces");
+        let made = request_id(&http::HeaderMap::new());
+        assert_eq!(made.len(), 36);
+        assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+        assert_eq!(made.header().to_str().unwrap(), &*made);
     }
 }

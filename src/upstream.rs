@@ -250,6 +250,11 @@ impl Upstream {
         })
     }
 
+    /// Whether a client's (normalised) target goes upstream unchanged: no base path.
+    pub fn forwards_paths_as_is(&self) -> bool {
+        self.base_path.is_empty()
+    }
+
     /// The origin-form target for a normalised client path: base path, path, query.
     pub fn target(&self, path: &str, query: Option<&str>) -> Option<Uri> {
         // Exactly the length: a String with spare capacity costs `Bytes` one more
