@@ -102,8 +102,10 @@ section "cargo test"
 cargo test --locked
 
 section "container image (tests/image/run.sh: podman, FROM scratch, shaped like the Dockerfile's runtime stage)"
-# The debug binary cargo test has just built (this build is then a no-op), stripped as the
-# Dockerfile strips it. Installs podman and runc with apt; skips, loudly, only where
-# containers cannot run at all (IMAGE_TEST_REQUIRE=1 makes that a failure).
-cargo build --locked --bin cognito-sidecar
+# The debug binary cargo test has just built for the integration tests, stripped as the
+# Dockerfile strips it (not rebuilt here: a plain `cargo build` resolves the dev-dependencies'
+# features differently and would rebuild half the tree for the same code). Installs podman
+# and runc with apt; skips, loudly, only where containers cannot run at all
+# (IMAGE_TEST_REQUIRE=1 makes that a failure).
+[[ -x target/debug/cognito-sidecar ]] || cargo build --locked --bin cognito-sidecar
 tests/image/run.sh target/debug/cognito-sidecar
