@@ -43,7 +43,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cel::common::ast::{operators, EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::types::{
@@ -104,7 +105,15 @@ pub struct Condition {
     program: Program,
     env: Arc<Env>,
     uses_request: bool,
+    /// This compilation's own number, for the verdicts a token's [`Claims`] remember.
+    id: u64,
 }
+
+/// Numbers every compiled condition (a reload compiles new ones, with new numbers).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Verdicts one token's claims remember, at most (past it, conditions are evaluated).
+const REMEMBERED: usize = 8;
 
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -231,6 +240,7 @@ impl Condition {
             program,
             env,
             uses_request,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -241,7 +251,25 @@ impl Condition {
 
     /// Evaluates the condition: `Ok(true)` lets the request pass; `Ok(false)` and `Err`
     /// refuse it (`condition_failed`).
+    ///
+    /// A condition over `claims` alone is a function of the token (CEL has no side effects,
+    /// and this environment no clock): its verdict is remembered with the token's claims,
+    /// which live in the token cache, so a cached token evaluates it once. Errors are not
+    /// remembered (each refused request logs its line).
     pub fn evaluate(&self, claims: &Claims, request: &Request<'_>) -> Result<bool, EvalError> {
+        if !self.uses_request {
+            if let Some(v) = claims.remembered(self.id) {
+                return Ok(v);
+            }
+        }
+        let result = self.run(claims, request);
+        if let (false, Ok(v)) = (self.uses_request, &result) {
+            claims.remember(self.id, *v);
+        }
+        result
+    }
+
+    fn run(&self, claims: &Claims, request: &Request<'_>) -> Result<bool, EvalError> {
         let resolver = Resolver {
             claims,
             request,
@@ -487,8 +515,12 @@ fn describe(e: &ExecutionError) -> String {
 
 // === impl Claims ===
 
-/// The verified claims as a CEL map, built once per verified token (and cached with it).
-pub struct Claims(Box<dyn Val>);
+/// The verified claims as a CEL map, built once per verified token (and cached with it),
+/// with the verdicts of the claims-only conditions evaluated over them.
+pub struct Claims {
+    value: Box<dyn Val>,
+    verdicts: Mutex<smallvec::SmallVec<[(u64, bool); 2]>>,
+}
 
 impl fmt::Debug for Claims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -498,7 +530,29 @@ impl fmt::Debug for Claims {
 
 impl Claims {
     pub fn from_json(claims: &serde_json::Map<String, serde_json::Value>) -> Claims {
-        Claims(Box::new(map_of(claims)))
+        Claims {
+            value: Box::new(map_of(claims)),
+            verdicts: Mutex::new(smallvec::SmallVec::new()),
+        }
+    }
+
+    fn verdicts(&self) -> std::sync::MutexGuard<'_, smallvec::SmallVec<[(u64, bool); 2]>> {
+        // A panic while holding the lock leaves a list that is still valid.
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remembered(&self, condition: u64) -> Option<bool> {
+        self.verdicts()
+            .iter()
+            .find(|(id, _)| *id == condition)
+            .map(|(_, v)| *v)
+    }
+
+    fn remember(&self, condition: u64, verdict: bool) {
+        let mut v = self.verdicts();
+        if v.len() < REMEMBERED && !v.iter().any(|(id, _)| *id == condition) {
+            v.push((condition, verdict));
+        }
     }
 }
 
@@ -601,7 +655,7 @@ struct Resolver<'a> {
 impl VariableResolver for Resolver<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         match variable {
-            "claims" => Some(CowVal::Borrowed(&*self.claims.0)),
+            "claims" => Some(CowVal::Borrowed(&*self.claims.value)),
             "request" if self.uses_request => Some(CowVal::Borrowed(
                 self.request_value.get_or_init(|| self.request.to_cel()),
             )),
@@ -646,6 +700,48 @@ mod tests {
             path_params: params.iter().map(|p| Cow::Borrowed(*p)).collect(),
         };
         cond.evaluate(&claims(c), &req)
+    }
+
+    #[test]
+    fn a_claims_only_verdict_is_remembered_with_the_claims_and_a_request_one_is_not() {
+        let headers = no_headers();
+        let hidden = |_: &str| false;
+        let req = |path: &'static str, param: &'static str| Request {
+            method: "GET",
+            path,
+            host: "",
+            headers: &headers,
+            hidden: &hidden,
+            path_params: vec![Cow::Borrowed(param)],
+        };
+        let c = claims(json!({"client_id": "abc", "custom:tenant": "acme"}));
+        let by_client = Condition::compile(r#"claims.client_id == "abc""#, 0).unwrap();
+        assert_eq!(by_client.evaluate(&c, &req("/a", "x")), Ok(true));
+        assert_eq!(c.remembered(by_client.id), Some(true));
+        assert_eq!(by_client.evaluate(&c, &req("/b", "y")), Ok(true));
+        // Another compilation (a reload) is another condition: evaluated afresh.
+        let other = Condition::compile(r#"claims.client_id == "xyz""#, 0).unwrap();
+        assert_eq!(other.evaluate(&c, &req("/a", "x")), Ok(false));
+        assert_eq!(c.remembered(other.id), Some(false));
+        // One that reads the request is evaluated every time.
+        let tenant =
+            Condition::compile(r#"claims["custom:tenant"] == request.path_params[0]"#, 1).unwrap();
+        assert_eq!(tenant.evaluate(&c, &req("/t/acme", "acme")), Ok(true));
+        assert_eq!(tenant.evaluate(&c, &req("/t/other", "other")), Ok(false));
+        assert_eq!(c.remembered(tenant.id), None);
+        // Errors are not remembered.
+        let missing = Condition::compile(r#"claims.email.endsWith("@example.com")"#, 0).unwrap();
+        assert!(missing.evaluate(&c, &req("/a", "x")).is_err());
+        assert_eq!(c.remembered(missing.id), None);
+        // At most REMEMBERED verdicts per token.
+        let many: Vec<_> = (0..REMEMBERED + 2)
+            .map(|i| Condition::compile(&format!(r#"claims.client_id != "n{i}""#), 0).unwrap())
+            .collect();
+        for m in &many {
+            assert_eq!(m.evaluate(&c, &req("/a", "x")), Ok(true));
+        }
+        assert_eq!(c.verdicts().len(), REMEMBERED);
+        assert_eq!(many.last().unwrap().evaluate(&c, &req("/a", "x")), Ok(true));
     }
 
     fn refused(source: &str, params: usize) -> Vec<CompileError> {
