@@ -24,6 +24,29 @@ fn problems(text: &str) -> Vec<Problem> {
 }
 
 #[test]
+fn the_soft_upstream_limit_needs_a_wait() {
+    let c = load(MIN).unwrap();
+    assert_eq!(c.upstream.soft_max_connections, 32);
+    assert_eq!(
+        c.upstream.soft_max_wait,
+        std::time::Duration::from_millis(20)
+    );
+    let with = |extra: &str| MIN.replace("[[issuers]]", &format!("{extra}\n[[issuers]]"));
+    let p = problems(&with("soft_max_wait = \"0s\""));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "upstream.soft_max_wait" && p.reason.contains("greater than zero")),
+        "{p:?}"
+    );
+    assert!(problems(&with("soft_max_wait = \"soon\""))
+        .iter()
+        .any(|p| p.key == "upstream.soft_max_wait"));
+    // Off, or replaced by the hard limit: the wait does not matter.
+    assert!(load(&with("soft_max_connections = 0\nsoft_max_wait = \"0s\"")).is_ok());
+    assert!(load(&with("max_connections = 8\nsoft_max_wait = \"0s\"")).is_ok());
+}
+
+#[test]
 fn minimal_config_derives_cognito_issuer_and_jwks() {
     let c = load(MIN).unwrap();
     assert_eq!(

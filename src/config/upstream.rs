@@ -69,6 +69,13 @@ pub(super) fn validate_upstream(
             "only meaningful with an https upstream.url",
         );
     }
+    let soft_max_wait = p.duration("upstream.soft_max_wait", &raw.soft_max_wait);
+    if raw.soft_max_connections > 0 && raw.max_connections == 0 && soft_max_wait.is_zero() {
+        p.push(
+            "upstream.soft_max_wait",
+            "must be greater than zero (soft_max_connections = 0 turns the soft limit off)",
+        );
+    }
     UpstreamConfig {
         url,
         connect_timeout,
@@ -78,6 +85,6 @@ pub(super) fn validate_upstream(
         pool_max_idle: raw.pool_max_idle,
         max_connections: raw.max_connections,
         soft_max_connections: raw.soft_max_connections,
-        soft_max_wait: p.duration("upstream.soft_max_wait", &raw.soft_max_wait),
+        soft_max_wait,
     }
 }

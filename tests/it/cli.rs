@@ -7,23 +7,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn write_config(dir: &Path, upstream: &str, jwks: &str, routes: &str) -> std::path::PathBuf {
-    let text = config_text(upstream, jwks, routes)
-        .replacen(
-            "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_addr()),
-            1,
-        )
-        .replacen(
-            "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_addr()),
-            1,
-        );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn check_accepts_the_shipped_config() {
     let out = Command::new(BIN)

@@ -213,13 +213,7 @@ async fn idle_connections_close_after_pool_idle_timeout() {
 
 /// `sidecar_upstream_queued` from `/metrics`.
 async fn queued(admin: SocketAddr) -> i64 {
-    get(admin, "/metrics")
-        .await
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix("sidecar_upstream_queued "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("sidecar_upstream_queued is exported")
+    counter(admin, "sidecar_upstream_queued").await
 }
 
 #[tokio::test]
@@ -268,7 +262,7 @@ async fn max_connections_queues_requests_and_the_wait_counts_toward_request_time
     assert_eq!(holder.await.unwrap().status, 200);
 }
 
-/// A counter from `/metrics`.
+/// An unlabelled metric's value from `/metrics`.
 async fn counter(admin: SocketAddr, name: &str) -> i64 {
     get(admin, "/metrics")
         .await

@@ -3,7 +3,6 @@
 //! identity headers), errors refused as 403 `condition_failed` with a log line naming the
 //! route, and `check` / `inspect` on conditions.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
@@ -193,23 +192,6 @@ async fn the_decision_listener_applies_the_same_conditions() {
     assert_eq!((r.status, r.reason().as_str()), (403, "condition_failed"));
     assert_eq!(check("/admin", sign(&access_claims("x"))).await.status, 200);
     assert_eq!(env.upstream.hits(), 0);
-}
-
-fn write_config(dir: &Path, upstream: &str, jwks: &str, routes: &str) -> std::path::PathBuf {
-    let text = config_text(upstream, jwks, routes)
-        .replacen(
-            "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_addr()),
-            1,
-        )
-        .replacen(
-            "address = \"127.0.0.1:0\"",
-            &format!("address = \"{}\"", free_addr()),
-            1,
-        );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// An evaluation error is a 403 and one log line that names the route and the kind of

@@ -19,6 +19,25 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Writes `dir/config.toml` for the binary: [`config_text`] with its listener and admin
+/// on free loopback ports (a child process cannot report the ports it bound).
+pub fn write_config(dir: &Path, upstream: &str, jwks: &str, routes: &str) -> std::path::PathBuf {
+    let text = super::config_text(upstream, jwks, routes)
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{}\"", free_addr()),
+            1,
+        )
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{}\"", free_addr()),
+            1,
+        );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// The port of [`free_addr`].
 pub fn free_port() -> u16 {
     free_addr().port()
