@@ -40,6 +40,8 @@ pub enum BadRequest {
     /// Decision listener: a gRPC `Check` without the original request, or with a header
     /// HTTP would not carry.
     BadCheckRequest,
+    /// A gRPC call whose `grpc-timeout` is not 1 to 8 digits and a unit, or is given twice.
+    BadGrpcTimeout,
 }
 
 impl BadRequest {
@@ -54,6 +56,7 @@ impl BadRequest {
             BadRequest::BadOriginalUri => "bad_original_uri",
             BadRequest::BadOriginalMethod => "bad_original_method",
             BadRequest::BadCheckRequest => "bad_check_request",
+            BadRequest::BadGrpcTimeout => "bad_grpc_timeout",
         }
     }
 

@@ -138,6 +138,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// [`strip_hop_by_hop`] for a request on its way upstream, except that a `TE` naming
+/// `trailers` goes on as exactly `te: trailers` (RFC 9110 §10.1.4: the client accepts
+/// trailer fields; gRPC needs it to reach the server). Every other `TE` member, a transfer
+/// coding of this hop, is dropped, and a `TE` without `trailers` goes altogether.
+pub fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    let trailers = headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
+    strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
 /// The identity headers of a config, prepared for per-request stripping.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
@@ -439,6 +456,45 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["accept", "host"]);
+    }
+
+    #[test]
+    fn te_trailers_alone_goes_upstream() {
+        for (given, kept) in [
+            (&["trailers"][..], true),
+            (&["Trailers"], true),
+            (&[" TRAILERS "], true),
+            (&["gzip, trailers"], true),
+            (&["deflate", "trailers"], true),
+            (&["gzip"], false),
+            (&["trailers;q=0.5"], false),
+            (&["trailersx"], false),
+            (&["chunked, deflate;q=0.5"], false),
+            (&[""], false),
+        ] {
+            let mut h = HeaderMap::new();
+            for v in given {
+                h.append(header::TE, HeaderValue::from_str(v).unwrap());
+            }
+            // RFC 9110 §10.1.4: a sender of TE also lists it in Connection.
+            h.insert(header::CONNECTION, HeaderValue::from_static("te, keep-alive"));
+            strip_request_hop_by_hop(&mut h);
+            let te: Vec<_> = h.get_all(header::TE).iter().collect();
+            if kept {
+                assert_eq!(te, [HeaderValue::from_static("trailers")], "{given:?}");
+            } else {
+                assert!(te.is_empty(), "{given:?}: {te:?}");
+            }
+            assert!(!h.contains_key(header::CONNECTION));
+        }
+        // A response's TE means nothing and still goes.
+        let mut h = map(&[("te", "trailers")]);
+        strip_hop_by_hop(&mut h);
+        assert!(!h.contains_key(header::TE));
+        // Nor does the underscore look-alike pass as TE.
+        let mut h = map(&[("t_e", "trailers")]);
+        strip_request_hop_by_hop(&mut h);
+        assert!(!h.contains_key(header::TE));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod demo;
 pub mod denylist;
 pub mod describe;
 pub mod error;
+pub mod grpc;
 pub mod headers;
 pub mod inspect;
 pub mod jwks;

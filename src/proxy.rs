@@ -65,6 +65,8 @@ pub async fn handle(
     // A cheap clone (shared bytes); the normalised path may borrow from it.
     let uri = req.uri().clone();
     let mut seen = Seen::default();
+    // A gRPC call is refused in gRPC's terms (`grpc.rs`), and never sent to sign in.
+    let grpc = crate::grpc::is_grpc(req.headers());
     // [login]: its own pages, and what a refusal needs to send a browser to sign in.
     let mut browser = None;
     if let Some(login) = &state.login {
@@ -104,7 +106,7 @@ pub async fn handle(
             }
         }
         browser = Some(Browser {
-            navigation: crate::login::is_navigation(req.method(), req.headers()),
+            navigation: !grpc && crate::login::is_navigation(req.method(), req.headers()),
             clear: login.clear_all(req.headers()),
             origin: origin.clone(),
         });
@@ -113,7 +115,7 @@ pub async fn handle(
         )
         .await;
         return Ok(finish_answer(
-            &state, &metrics, result, &start, &seen, &uri, browser,
+            &state, &metrics, result, &start, &seen, &uri, browser, grpc,
         ));
     }
     let result = pipeline(
@@ -128,6 +130,7 @@ pub async fn handle(
         &seen,
         &uri,
         browser.take(),
+        grpc,
     ))
 }
 
@@ -140,7 +143,9 @@ struct Browser {
 }
 
 /// The answer: the upstream's, or the refusal (for a browser on a login route: to sign in,
-/// or a 403 page), then the log line and metrics.
+/// or a 403 page; for a gRPC call: trailers-only with its `grpc-status`), then the log
+/// line and metrics.
+#[allow(clippy::too_many_arguments)]
 fn finish_answer(
     state: &State,
     metrics: &Metrics,
@@ -149,6 +154,7 @@ fn finish_answer(
     seen: &Seen<'_>,
     uri: &Uri,
     browser: Option<Browser>,
+    grpc: bool,
 ) -> Response<Body> {
     let request_id = &start.request_id;
     let login_route = seen
@@ -186,7 +192,13 @@ fn finish_answer(
         }
         (Err(e), _, b) => {
             let outcome = Outcome::refused(&e);
-            let mut r = e.to_response(request_id).map(Either::Right);
+            let r = e.to_response(request_id);
+            let r = if grpc {
+                crate::grpc::refusal(r, e.reason())
+            } else {
+                r
+            };
+            let mut r = r.map(Either::Right);
             if let (ProxyError::LoginRequired { clear: true, .. }, Some(b)) = (&e, b) {
                 for c in b.clear {
                     r.headers_mut().append(header::SET_COOKIE, c);
@@ -294,7 +306,7 @@ fn upstream_request(
         (true, Some(_)) => h.get(X_AMZN_OIDC_DATA).cloned(),
         _ => None,
     };
-    headers::strip_hop_by_hop(h);
+    headers::strip_request_hop_by_hop(h);
     state.identity.strip(h);
     if let Some(v) = alb_data {
         h.insert(X_AMZN_OIDC_DATA, v);
@@ -387,6 +399,9 @@ async fn pipeline<'a>(
     )
     .await?;
     let token_source = allowed.token_source;
+    // A gRPC call's `grpc-timeout`, when shorter, is its deadline for the response head.
+    let timeout = crate::grpc::deadline(req.headers(), state.upstream.request_timeout)
+        .map_err(|()| ProxyError::BadRequest(BadRequest::BadGrpcTimeout))?;
     let path = seen.path.as_deref().unwrap_or("/");
 
     // 3. The upstream request, and its answer within request_timeout.
@@ -407,7 +422,7 @@ async fn pipeline<'a>(
     let set_cookies = allowed.set_cookies;
     // Not bound to a name first: a moved-from local still takes room in this future.
     let mut resp = match tokio::time::timeout(
-        state.upstream.request_timeout,
+        timeout,
         state.upstream.send(upstream_req),
     )
     .await

@@ -26,6 +26,16 @@
 //! moves on to the next idle connection, then to a new one: nothing reached the upstream,
 //! so it is safe for any method. Once the request has gone out, an error is the caller's
 //! 502.
+//!
+//! `protocol = "h2c"` (HTTP/2 with prior knowledge) and `"auto"` (ALPN, for `https://`)
+//! send requests as streams over a few shared HTTP/2 connections instead ([`H2`]): one
+//! per slot, at most [`H2_CONNECTIONS`], chosen round-robin, opened on first use and again
+//! when closed. A stream beyond the upstream's `max_concurrent_streams` waits inside hyper
+//! for one to end, within the caller's `request_timeout`. The limits above still count
+//! requests in flight (streams), not connections. A WebSocket upgrade (`Upgrade` on the
+//! request) always goes over HTTP/1.1, on the pool. Under `"auto"`, an origin whose ALPN
+//! answer is `http/1.1` is spoken to over HTTP/1.1 from then on; a plain `http://` origin
+//! under `"auto"` is HTTP/1.1.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,19 +44,60 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST};
+use http::header::{HeaderValue, HOST, UPGRADE};
 use http::{Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
-use crate::config::UpstreamConfig;
+use crate::config::{UpstreamConfig, UpstreamProtocol};
 
 type Sender = SendRequest<Incoming>;
+type H2Sender = http2::SendRequest<Incoming>;
+
+/// At most this many HTTP/2 connections to the upstream (fewer on fewer cores): each is
+/// driven by one task, so more than the cores buys nothing.
+pub const H2_CONNECTIONS: usize = 4;
+
+/// The HTTP/2 side of an `h2c` or `auto` upstream: shared connections, one per slot.
+struct H2 {
+    slots: Box<[H2Slot]>,
+    next: AtomicU64,
+    /// For `auto`: offers `h2` and `http/1.1` by ALPN. For `h2c`: plain TCP.
+    connector: HttpsConnector<HttpConnector>,
+    /// `auto`: the origin chose HTTP/1.1; every request takes the HTTP/1.1 pool.
+    h1_only: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct H2Slot {
+    tx: Mutex<Option<H2Sender>>,
+    /// Held while this slot connects, so that a burst opens one connection, not one each.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl H2Slot {
+    fn live(&self) -> Option<H2Sender> {
+        let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().filter(|tx| !tx.is_closed()).cloned()
+    }
+
+    fn set(&self, tx: Option<H2Sender>) {
+        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+    }
+}
+
+/// What a connection under `auto` turned out to speak.
+enum Connected {
+    H1(Sender),
+    H2(H2Sender),
+}
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +220,8 @@ pub struct Upstream {
     /// Requests that went ahead beyond the soft limit.
     over_soft: prometheus::IntCounter,
     connector: HttpsConnector<HttpConnector>,
+    /// `h2c` or `auto` on `https://`: the HTTP/2 connections.
+    h2: Option<H2>,
     /// `scheme://authority`, what the connector dials.
     origin: Uri,
     /// `Host` for a request that brought none (HTTP/1.0).
@@ -192,10 +245,30 @@ impl Upstream {
         http.enforce_http(false);
         let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(tls.clone())
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(http.clone());
+        let https = cfg.url.as_ref().and_then(Uri::scheme_str) == Some("https");
+        let h2 = match cfg.protocol {
+            UpstreamProtocol::Http1 => None,
+            UpstreamProtocol::Auto if !https => None,
+            UpstreamProtocol::H2c | UpstreamProtocol::Auto => {
+                let n = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .clamp(1, H2_CONNECTIONS);
+                Some(H2 {
+                    slots: (0..n).map(|_| H2Slot::default()).collect(),
+                    next: AtomicU64::new(0),
+                    connector: hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(tls)
+                        .https_or_http()
+                        .enable_all_versions()
+                        .wrap_connector(http),
+                    h1_only: Default::default(),
+                })
+            }
+        };
         // Decision-only mode has no upstream and no proxy listener: this client is never
         // used, and its origin names the discard port.
         let parts = cfg
@@ -243,6 +316,7 @@ impl Upstream {
             queued,
             over_soft,
             connector,
+            h2,
             origin,
             host,
             base_path,
@@ -289,6 +363,12 @@ impl Upstream {
                 }
             }
         };
+        if let Some(h2) = &self.h2 {
+            if !h2.h1_only.load(Ordering::Relaxed) && !req.headers().contains_key(UPGRADE) {
+                // Boxed: its own, larger future, kept out of the HTTP/1.1 path's.
+                return Box::pin(self.send_h2(h2, req, permit)).await;
+            }
+        }
         while let Some(mut tx) = self.pool.checkout() {
             match tx.try_send_request(req).await {
                 Ok(resp) => return Ok(self.lease(resp, tx, permit)),
@@ -305,6 +385,131 @@ impl Upstream {
             Ok(resp) => Ok(self.lease(resp, tx, permit)),
             Err(e) => Err(UpstreamError::Reset(e.into_error())),
         }
+    }
+
+    /// Sends `req` as a stream on the slot's HTTP/2 connection, opened if need be. A
+    /// request the connection refused before sending anything (it was closing) is tried
+    /// once more on a new connection.
+    async fn send_h2(
+        &self,
+        h2: &H2,
+        mut req: Request<Incoming>,
+        permit: Option<Permit>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let n = h2.slots.len() as u64;
+        let slot = &h2.slots[(h2.next.fetch_add(1, Ordering::Relaxed) % n) as usize];
+        let mut converted = false;
+        for retry in [false, true] {
+            let mut tx = match slot.live() {
+                Some(tx) => tx,
+                None => match self.connect_h2(h2, slot).await? {
+                    Connected::H2(tx) => tx,
+                    Connected::H1(mut tx) if !converted => {
+                        // `auto`, and the origin chose HTTP/1.1: the request as it came.
+                        h2.h1_only.store(true, Ordering::Relaxed);
+                        return match tx.try_send_request(req).await {
+                            Ok(resp) => Ok(self.lease(resp, tx, permit)),
+                            Err(e) => Err(UpstreamError::Reset(e.into_error())),
+                        };
+                    }
+                    Connected::H1(_) => {
+                        return Err(UpstreamError::Connect(
+                            "upstream switched from HTTP/2 to HTTP/1.1 by ALPN".into(),
+                        ))
+                    }
+                },
+            };
+            if !converted {
+                self.to_h2(&mut req);
+                converted = true;
+            }
+            match tx.try_send_request(req).await {
+                Ok(resp) => return Ok(self.lease_h2(resp, permit)),
+                Err(mut e) => match e.take_message() {
+                    Some(r) if !retry => {
+                        slot.set(None);
+                        req = r;
+                    }
+                    _ => return Err(UpstreamError::Reset(e.into_error())),
+                },
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// An HTTP/2 request names its target in full: the origin's scheme, the client's `Host`
+    /// as `:authority` (what an HTTP/1.1 upstream sees in `Host`), the path and query.
+    fn to_h2(&self, req: &mut Request<Incoming>) {
+        let host = req.headers_mut().remove(HOST);
+        let authority = host
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .or_else(|| self.origin.authority().cloned());
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = self.origin.scheme().cloned();
+        parts.authority = authority;
+        parts.path_and_query = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = http::Version::HTTP_2;
+    }
+
+    /// Opens the slot's connection, unless another request just did.
+    async fn connect_h2(&self, h2: &H2, slot: &H2Slot) -> Result<Connected, UpstreamError> {
+        let _one = slot.connecting.lock().await;
+        if let Some(tx) = slot.live() {
+            return Ok(Connected::H2(tx));
+        }
+        let mut connector = h2.connector.clone();
+        let io = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let alpn_h1 =
+            self.origin.scheme_str() == Some("https") && !io.connected().is_negotiated_h2();
+        if alpn_h1 {
+            let (tx, conn) = Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(error = %e, "upstream connection closed");
+                }
+            });
+            return Ok(Connected::H1(tx));
+        }
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection closed");
+            }
+        });
+        slot.set(Some(tx.clone()));
+        Ok(Connected::H2(tx))
+    }
+
+    /// An HTTP/2 response: the stream is the connection's to end, nothing goes back to a
+    /// pool; the permit is held as for HTTP/1.1.
+    fn lease_h2(&self, resp: Response<Incoming>, permit: Option<Permit>) -> Response<UpstreamBody> {
+        let long = matches!(self.limit, Limit::Soft { .. }) && {
+            let body = resp.body();
+            !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > LONG_BODY)
+        };
+        resp.map(|inner| UpstreamBody {
+            inner,
+            lease: None,
+            permit: permit.filter(|_| !long),
+            done: false,
+        })
     }
 
     fn permit(&self, slot: OwnedSemaphorePermit) -> Permit {

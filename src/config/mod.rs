@@ -43,7 +43,7 @@ pub use root::Config;
 pub use types::{
     idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, AuthzProtocol, Fallback,
     IssuerForm, IssuerKind, LogFormat, PathCase, Preflight, RevocationMode, TokenUse,
-    TokenUsePolicy, UnknownValue, ALGORITHM_NAMES,
+    TokenUsePolicy, UnknownValue, UpstreamProtocol, ALGORITHM_NAMES,
 };
 
 #[cfg(test)]

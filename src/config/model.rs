@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::types::{
     pool_issuer, AuthMode, AuthzProtocol, Fallback, IssuerForm, IssuerKind, LogFormat, PathCase,
-    Preflight, RevocationMode, TokenUsePolicy,
+    Preflight, RevocationMode, TokenUsePolicy, UpstreamProtocol,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +63,7 @@ pub struct UpstreamConfig {
     /// listener, nothing is forwarded.
     #[serde(serialize_with = "display_or_empty")]
     pub url: Option<Uri>,
+    pub protocol: UpstreamProtocol,
     #[serde(serialize_with = "duration")]
     pub connect_timeout: Duration,
     #[serde(serialize_with = "duration")]

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{AuthMode, AuthzProtocol, IssuerKind, LogFormat, PathCase, Preflight};
+use super::types::{
+    AuthMode, AuthzProtocol, IssuerKind, LogFormat, PathCase, Preflight, UpstreamProtocol,
+};
 
 /// Declares a section whose every key is optional: the struct (unknown keys refused, missing
 /// ones defaulted) and its `Default`, from one list that gives each key's default beside it.
@@ -128,6 +130,7 @@ section! {
     pub struct RawUpstream {
         /// Required (validation says so, with the other problems).
         url: String = String::new(),
+        protocol: String = UpstreamProtocol::Http1.to_string(),
         connect_timeout: String = "2s".into(),
         request_timeout: String = "30s".into(),
         ca_file: Option<String> = None,

@@ -47,6 +47,38 @@ fn the_soft_upstream_limit_needs_a_wait() {
 }
 
 #[test]
+fn the_upstream_protocol_is_named_and_checked() {
+    assert_eq!(load(MIN).unwrap().upstream.protocol, UpstreamProtocol::Http1);
+    let with = |extra: &str| MIN.replace("[[issuers]]", &format!("{extra}\n[[issuers]]"));
+    for (text, want) in [
+        ("http1", UpstreamProtocol::Http1),
+        ("h2c", UpstreamProtocol::H2c),
+        ("auto", UpstreamProtocol::Auto),
+    ] {
+        let c = load(&with(&format!("protocol = \"{text}\""))).unwrap();
+        assert_eq!(c.upstream.protocol, want);
+    }
+    for bad in ["h2", "HTTP1", "", "grpc"] {
+        let p = problems(&with(&format!("protocol = \"{bad}\"")));
+        assert!(
+            p.iter().any(|p| p.key == "upstream.protocol"
+                && p.reason.contains("http1")
+                && p.reason.contains("h2c")),
+            "{bad}: {p:?}"
+        );
+    }
+    // h2c is cleartext; an https upstream negotiates HTTP/2 with "auto".
+    let https = MIN.replace("http://127.0.0.1:5000", "https://127.0.0.1:5000");
+    let p = problems(&https.replace("[[issuers]]", "protocol = \"h2c\"\n[[issuers]]"));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "upstream.protocol" && p.reason.contains("auto")),
+        "{p:?}"
+    );
+    assert!(load(&https.replace("[[issuers]]", "protocol = \"auto\"\n[[issuers]]")).is_ok());
+}
+
+#[test]
 fn minimal_config_derives_cognito_issuer_and_jwks() {
     let c = load(MIN).unwrap();
     assert_eq!(

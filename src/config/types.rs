@@ -125,6 +125,9 @@ config_enums! {
     /// How an issuer's tokens are verified: a JWS against the issuer's JWKS (Cognito or any
     /// OIDC issuer), or an AWS ALB's `x-amzn-oidc-data` against the ALB's public key by `kid`.
     pub enum IssuerKind ("issuer kind") { Jwks = "jwks", Alb = "alb", }
+    /// How requests reach the upstream: HTTP/1.1, HTTP/2 with prior knowledge over
+    /// cleartext, or (for `https://`) whichever ALPN agrees on.
+    pub enum UpstreamProtocol ("upstream protocol") { Http1 = "http1", H2c = "h2c", Auto = "auto", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).

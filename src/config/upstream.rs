@@ -8,6 +8,7 @@ use http::Uri;
 use super::model::UpstreamConfig;
 use super::problems::Problems;
 use super::raw::RawUpstream;
+use super::types::UpstreamProtocol;
 
 pub(super) fn validate_upstream(
     p: &mut Problems,
@@ -47,6 +48,14 @@ pub(super) fn validate_upstream(
             }
         }
     };
+    let protocol = p.parse("upstream.protocol", &raw.protocol, UpstreamProtocol::Http1);
+    if protocol == UpstreamProtocol::H2c && url.as_ref().and_then(Uri::scheme_str) == Some("https")
+    {
+        p.push(
+            "upstream.protocol",
+            "\"h2c\" is HTTP/2 over cleartext (http://); an https upstream negotiates HTTP/2 with protocol = \"auto\"",
+        );
+    }
     let connect_timeout = p.duration("upstream.connect_timeout", &raw.connect_timeout);
     let request_timeout = p.duration("upstream.request_timeout", &raw.request_timeout);
     for (k, d) in [
@@ -78,6 +87,7 @@ pub(super) fn validate_upstream(
     }
     UpstreamConfig {
         url,
+        protocol,
         connect_timeout,
         request_timeout,
         ca_file,
