@@ -175,13 +175,25 @@ mod tests {
         assert_eq!(d("99999999n"), Some(Duration::from_nanos(99_999_999)));
         assert_eq!(d("0S"), Some(Duration::ZERO));
         assert_eq!(d("00000001m"), Some(Duration::from_millis(1)));
-        assert_eq!(
-            d("99999999H"),
-            Some(Duration::from_secs(99_999_999 * 3600))
-        );
+        assert_eq!(d("99999999H"), Some(Duration::from_secs(99_999_999 * 3600)));
         for bad in [
-            "", "S", "m", "123456789S", "1s", "1h", "1", "1.5S", "-1S", "+1S", " 1S", "1S ",
-            "1 S", "1SS", "١S", "0x10m", "1e3m",
+            "",
+            "S",
+            "m",
+            "123456789S",
+            "1s",
+            "1h",
+            "1",
+            "1.5S",
+            "-1S",
+            "+1S",
+            " 1S",
+            "1S ",
+            "1 S",
+            "1SS",
+            "١S",
+            "0x10m",
+            "1e3m",
         ] {
             assert_eq!(d(bad), None, "{bad:?}");
         }
@@ -226,7 +238,11 @@ mod tests {
             (500, 2),
             (418, 2),
         ] {
-            assert_eq!(status_code(StatusCode::from_u16(http).unwrap()), grpc, "{http}");
+            assert_eq!(
+                status_code(StatusCode::from_u16(http).unwrap()),
+                grpc,
+                "{http}"
+            );
         }
     }
 

@@ -477,7 +477,10 @@ mod tests {
                 h.append(header::TE, HeaderValue::from_str(v).unwrap());
             }
             // RFC 9110 §10.1.4: a sender of TE also lists it in Connection.
-            h.insert(header::CONNECTION, HeaderValue::from_static("te, keep-alive"));
+            h.insert(
+                header::CONNECTION,
+                HeaderValue::from_static("te, keep-alive"),
+            );
             strip_request_hop_by_hop(&mut h);
             let te: Vec<_> = h.get_all(header::TE).iter().collect();
             if kept {

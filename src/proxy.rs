@@ -421,12 +421,7 @@ async fn pipeline<'a>(
     )?;
     let set_cookies = allowed.set_cookies;
     // Not bound to a name first: a moved-from local still takes room in this future.
-    let mut resp = match tokio::time::timeout(
-        timeout,
-        state.upstream.send(upstream_req),
-    )
-    .await
-    {
+    let mut resp = match tokio::time::timeout(timeout, state.upstream.send(upstream_req)).await {
         Err(_) => {
             metrics
                 .upstream_errors

@@ -48,7 +48,10 @@ fn the_soft_upstream_limit_needs_a_wait() {
 
 #[test]
 fn the_upstream_protocol_is_named_and_checked() {
-    assert_eq!(load(MIN).unwrap().upstream.protocol, UpstreamProtocol::Http1);
+    assert_eq!(
+        load(MIN).unwrap().upstream.protocol,
+        UpstreamProtocol::Http1
+    );
     let with = |extra: &str| MIN.replace("[[issuers]]", &format!("{extra}\n[[issuers]]"));
     for (text, want) in [
         ("http1", UpstreamProtocol::Http1),

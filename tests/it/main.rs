@@ -17,6 +17,7 @@ mod forward;
 mod front;
 mod front_envoy;
 mod front_nginx;
+mod grpc;
 mod hardening;
 mod interop;
 mod login;
