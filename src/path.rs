@@ -184,6 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn grpc_method_paths_stay_as_they_are() {
+        for p in [
+            "/echo.Echo/Unary",
+            "/grpc.health.v1.Health/Check",
+            "/my_pkg.v2.Orders_Service/ListOrders",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(
+                matches!(normalize(p), Ok(Cow::Borrowed(q)) if q == p),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
     fn dot_segments_and_slashes_collapse() {
         let cases = [
             ("/public/../admin", "/admin"),

@@ -573,3 +573,29 @@ async fn a_grpc_refusal_over_http1_is_trailers_only_too_but_not_for_grpc_web() {
     );
     assert_eq!(env.upstream.hits(), 0);
 }
+
+#[tokio::test]
+async fn grpc_method_routes_match_and_cannot_be_dodged() {
+    let env = Env::start(ROUTES).await;
+    let t = token();
+    for p in [
+        "/echo.Echo/Forbidden",
+        "/ECHO.ECHO/FORBIDDEN",
+        "/echo.Echo//Forbidden",
+        "/x/../echo.Echo/Forbidden",
+        "/echo.Echo/%46orbidden",
+        "/echo.Echo/Forbidden/",
+    ] {
+        let r = call(env.addr(), p, &t).await;
+        assert_eq!(r.status, 403, "{p}");
+    }
+    let r = call(env.addr(), "/echo.Echo/Unary", &t).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(env.upstream.last().uri, "/echo.Echo/Unary");
+    let other = sign(&access_claims("other/scope"));
+    assert_eq!(
+        call(env.addr(), "/echo.Echo/Unary", &other).await.status,
+        403
+    );
+    assert_eq!(env.upstream.hits(), 1);
+}
