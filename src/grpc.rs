@@ -70,11 +70,15 @@ pub fn parse_timeout(v: &[u8]) -> Option<Duration> {
     })
 }
 
+/// A gRPC call's `grpc-timeout` that is malformed or given twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadTimeout;
+
 /// The wait for the upstream's response head: `request_timeout`, or a gRPC call's
 /// `grpc-timeout` when that is shorter. `Err` for a gRPC call whose `grpc-timeout` is
 /// malformed or given twice (the caller refuses it: INVALID_ARGUMENT). Requests that are
 /// not gRPC keep `request_timeout`, whatever they carry.
-pub fn deadline(headers: &HeaderMap, request_timeout: Duration) -> Result<Duration, ()> {
+pub fn deadline(headers: &HeaderMap, request_timeout: Duration) -> Result<Duration, BadTimeout> {
     let mut values = headers.get_all(&GRPC_TIMEOUT).iter();
     let Some(first) = values.next() else {
         return Ok(request_timeout);
@@ -83,9 +87,9 @@ pub fn deadline(headers: &HeaderMap, request_timeout: Duration) -> Result<Durati
         return Ok(request_timeout);
     }
     if values.next().is_some() {
-        return Err(());
+        return Err(BadTimeout);
     }
-    let t = parse_timeout(first.as_bytes()).ok_or(())?;
+    let t = parse_timeout(first.as_bytes()).ok_or(BadTimeout)?;
     Ok(t.min(request_timeout))
 }
 
@@ -209,10 +213,10 @@ mod tests {
         h.insert(&GRPC_TIMEOUT, HeaderValue::from_static("1H"));
         assert_eq!(deadline(&h, rt), Ok(rt));
         h.insert(&GRPC_TIMEOUT, HeaderValue::from_static("soon"));
-        assert_eq!(deadline(&h, rt), Err(()));
+        assert_eq!(deadline(&h, rt), Err(BadTimeout));
         h.insert(&GRPC_TIMEOUT, HeaderValue::from_static("1S"));
         h.append(&GRPC_TIMEOUT, HeaderValue::from_static("1S"));
-        assert_eq!(deadline(&h, rt), Err(()), "given twice");
+        assert_eq!(deadline(&h, rt), Err(BadTimeout), "given twice");
         let mut web = ct("application/grpc-web+proto");
         web.insert(&GRPC_TIMEOUT, HeaderValue::from_static("5S"));
         assert_eq!(deadline(&web, rt), Ok(Duration::from_secs(5)));

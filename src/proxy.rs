@@ -401,7 +401,7 @@ async fn pipeline<'a>(
     let token_source = allowed.token_source;
     // A gRPC call's `grpc-timeout`, when shorter, is its deadline for the response head.
     let timeout = crate::grpc::deadline(req.headers(), state.upstream.request_timeout)
-        .map_err(|()| ProxyError::BadRequest(BadRequest::BadGrpcTimeout))?;
+        .map_err(|_| ProxyError::BadRequest(BadRequest::BadGrpcTimeout))?;
     let path = seen.path.as_deref().unwrap_or("/");
 
     // 3. The upstream request, and its answer within request_timeout.
