@@ -177,3 +177,83 @@ async fn https_upstream_trusted_by_ca_file() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, "tls upstream saw /x");
 }
+
+/// A TLS upstream offering `alpn`, answering with the HTTP version it was spoken to in.
+async fn tls_upstream(pki: &Pki, alpn: &[&[u8]]) -> u16 {
+    let mut server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![pki.cert_der.clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
+    )
+    .unwrap();
+    server_cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from(format!(
+                                "{:?} {}",
+                                req.version(),
+                                req.uri()
+                            ))),
+                        ))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn auto_speaks_what_alpn_agrees_with_an_https_upstream() {
+    let pki = pki();
+    let jwks = Jwks::start(&[&KEY_A]).await;
+    let routes = "[[routes]]\npath = \"/**\"\nauth = \"public\"\n";
+    for (alpn, want) in [
+        (
+            &[&b"h2"[..], b"http/1.1"][..],
+            "HTTP/2.0 https://sidecar.test/x?q=1",
+        ),
+        (&[&b"http/1.1"[..]][..], "HTTP/1.1 /x?q=1"),
+        (&[][..], "HTTP/1.1 /x?q=1"),
+    ] {
+        let port = tls_upstream(&pki, alpn).await;
+        let text = config_text(&format!("https://localhost:{port}"), &jwks.url(), routes)
+            .replace("[upstream]\n", "[upstream]\nprotocol = \"auto\"\n")
+            .replace(
+                "request_timeout = \"2s\"",
+                &format!(
+                    "request_timeout = \"2s\"\nca_file = {:?}",
+                    pki.dir.path().join("cert.pem")
+                ),
+            );
+        let sidecar = cognito_sidecar::Sidecar::start(config(&text))
+            .await
+            .unwrap();
+        // Twice: the second request takes the connection (or the protocol) the first found.
+        for _ in 0..2 {
+            let r = get(sidecar.local_addr(), "/x?q=1").await;
+            assert_eq!(r.status, 200, "{alpn:?}: {r:?}");
+            assert_eq!(r.body, want, "{alpn:?}");
+        }
+    }
+}
