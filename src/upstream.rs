@@ -1,5 +1,5 @@
 //! The upstream: one origin, HTTP/1.1 over TCP or TLS, with a small pool of idle
-//! connections.
+//! connections; or HTTP/2 (`protocol = "h2c"` / `"auto"`, below) over a few shared ones.
 //!
 //! The sidecar talks to exactly one origin, so the pool is a LIFO stack of idle hyper
 //! `SendRequest`s rather than a general multi-host client: checking a connection out is one
