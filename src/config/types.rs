@@ -125,6 +125,8 @@ config_enums! {
     /// How an issuer's tokens are verified: a JWS against the issuer's JWKS (Cognito or any
     /// OIDC issuer), or an AWS ALB's `x-amzn-oidc-data` against the ALB's public key by `kid`.
     pub enum IssuerKind ("issuer kind") { Jwks = "jwks", Alb = "alb", }
+    /// How spans go to the OTLP collector.
+    pub enum OtlpProtocol ("otlp_protocol") { HttpProtobuf = "http/protobuf", Grpc = "grpc", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).

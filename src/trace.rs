@@ -1,0 +1,793 @@
+//! W3C trace context and OpenTelemetry spans (`[tracing]`).
+//!
+//! Every request gets a [`Trace`] when it starts ([`Tracing::begin`], from its `traceparent`
+//! and `tracestate`, read with the OpenTelemetry `TraceContextPropagator`), which the
+//! upstream request carries on ([`Trace::inject`]) and the access log line names
+//! ([`Trace::trace_id`]). With `propagate = false` there is none: the headers are neither
+//! read nor forwarded (the client's copies are removed).
+//!
+//! With an OTLP endpoint, a sampled request's one span (kind server) is built when the
+//! request ends ([`Tracing::end`]), with the start time it had and the timings learned on the
+//! way as events, and handed to the SDK's batch span processor: a bounded queue, exported
+//! off the request path by the SDK's own thread. Nothing of the SDK runs per request before
+//! that, and nothing at all without an endpoint: the default costs a header lookup and,
+//! when the client sent no `traceparent`, one made (24 random bytes, one header value).
+//!
+//! Drops are counted in `sidecar_trace_spans_dropped_total`: a span that finds the queue
+//! full (counted by a gate of our own in front of the SDK's queue, which is never smaller
+//! than ours, so the SDK itself never drops one silently) and every span of an export that
+//! failed (the exporter is wrapped, [`Counted`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::text_map_propagator::TextMapPropagator;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{
+    Event, Link, SamplingDecision, SamplingResult, SpanContext, SpanId, SpanKind, Status,
+    TraceContextExt, TraceId, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
+    SpanData, SpanExporter,
+};
+use opentelemetry_sdk::Resource;
+
+use crate::config::{OtlpProtocol, TracingConfig};
+
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// The tracing settings of one config, with the exporter when there is an endpoint.
+pub struct Tracing {
+    propagate: bool,
+    trust_incoming: bool,
+    /// `ParentBased(TraceIdRatioBased(sample_ratio))`.
+    sampler: Sampler,
+    export: Option<Arc<Exporter>>,
+}
+
+/// The SDK pipeline: provider, tracer, and the gate in front of its queue.
+pub struct Exporter {
+    /// What it was built for: a reload with the same settings keeps it.
+    key: String,
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    gate: Arc<Gate>,
+    dropped: prometheus::IntCounter,
+}
+
+/// Spans handed to the SDK and not yet taken by an export.
+#[derive(Debug)]
+struct Gate {
+    in_flight: AtomicUsize,
+    max: usize,
+}
+
+impl Gate {
+    fn try_enter(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn leave(&self, n: usize) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                Some(m.saturating_sub(n))
+            });
+    }
+}
+
+/// The OTLP exporter, counting what it takes from the queue and what fails to go out.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    gate: Arc<Gate>,
+    dropped: prometheus::IntCounter,
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        self.gate.leave(n);
+        let r = self.inner.export(batch).await;
+        if r.is_err() {
+            self.dropped.inc_by(n as u64);
+        }
+        r
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl Exporter {
+    fn key_of(cfg: &TracingConfig) -> String {
+        format!(
+            "{:?} {} {:?} {} {:?} {:?} {} {:?}",
+            cfg.otlp_endpoint,
+            cfg.otlp_protocol,
+            cfg.headers,
+            cfg.max_queue_size,
+            cfg.schedule_delay,
+            cfg.timeout,
+            cfg.service_name,
+            cfg.sample_ratio.to_bits()
+        )
+    }
+
+    /// The pipeline for `cfg` (`None` without an endpoint). The gRPC exporter's channel
+    /// needs the Tokio runtime: build this inside it.
+    fn build(
+        cfg: &TracingConfig,
+        dropped: prometheus::IntCounter,
+    ) -> anyhow::Result<Option<Exporter>> {
+        let Some(endpoint) = &cfg.otlp_endpoint else {
+            return Ok(None);
+        };
+        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+        let inner = match cfg.otlp_protocol {
+            OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(endpoint.clone())
+                .with_timeout(cfg.timeout)
+                .with_headers(cfg.headers.iter().cloned().collect())
+                .build()?,
+            OtlpProtocol::Grpc => {
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                for (k, v) in &cfg.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+                        v.parse(),
+                    ) {
+                        metadata.insert(k, v);
+                    }
+                }
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.clone())
+                    .with_timeout(cfg.timeout)
+                    .with_metadata(metadata)
+                    .build()?
+            }
+        };
+        let gate = Arc::new(Gate {
+            in_flight: AtomicUsize::new(0),
+            max: cfg.max_queue_size,
+        });
+        let exporter = Counted {
+            inner,
+            gate: Arc::clone(&gate),
+            dropped: dropped.clone(),
+        };
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(cfg.max_queue_size)
+            .with_max_export_batch_size(cfg.max_queue_size.min(512))
+            .with_scheduled_delay(cfg.schedule_delay)
+            .build();
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(sampler_of(cfg.sample_ratio))
+            .with_resource(
+                Resource::builder_empty()
+                    .with_service_name(cfg.service_name.clone())
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("cognito-sidecar");
+        Ok(Some(Exporter {
+            key: Self::key_of(cfg),
+            provider,
+            tracer,
+            gate,
+            dropped,
+        }))
+    }
+
+    /// Exports what is queued and stops the processor's thread (blocking: call it off the
+    /// runtime's workers, [`shutdown`]).
+    fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!(error = %e, "trace exporter shutdown");
+        }
+    }
+}
+
+fn sampler_of(ratio: f64) -> Sampler {
+    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+}
+
+/// Keeps the exporter across reloads that do not change its settings.
+#[derive(Default)]
+pub struct Exporters {
+    current: std::sync::Mutex<Option<Arc<Exporter>>>,
+}
+
+impl Exporters {
+    /// The exporter for `cfg`: the running one if its settings are the same, else a new one.
+    fn get(
+        &self,
+        cfg: &TracingConfig,
+        dropped: &prometheus::IntCounter,
+    ) -> anyhow::Result<Option<Arc<Exporter>>> {
+        let mut cur = self.current.lock().expect("lock poisoned");
+        if cfg.otlp_endpoint.is_none() {
+            // The old one (if any) flushes when the last state using it goes.
+            *cur = None;
+            return Ok(None);
+        }
+        let key = Exporter::key_of(cfg);
+        if let Some(e) = cur.as_ref().filter(|e| e.key == key) {
+            return Ok(Some(Arc::clone(e)));
+        }
+        let e = Exporter::build(cfg, dropped.clone())?.map(Arc::new);
+        *cur = e.clone();
+        Ok(e)
+    }
+
+    /// On graceful stop: exports what is queued (within the export timeout).
+    pub async fn shutdown(&self) {
+        let e = self.current.lock().expect("lock poisoned").take();
+        if let Some(e) = e {
+            let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
+        }
+    }
+}
+
+impl Tracing {
+    pub fn new(
+        cfg: &TracingConfig,
+        exporters: &Exporters,
+        dropped: &prometheus::IntCounter,
+    ) -> anyhow::Result<Tracing> {
+        Ok(Tracing {
+            propagate: cfg.propagate,
+            trust_incoming: cfg.trust_incoming,
+            sampler: sampler_of(cfg.sample_ratio),
+            export: exporters.get(cfg, dropped)?,
+        })
+    }
+
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.export.is_some()
+    }
+
+    /// The trace context of a request with these headers (on the decision listener:
+    /// `decision`, the original request's).
+    pub fn begin(&self, headers: &HeaderMap, decision: bool) -> Trace {
+        let mut t = self.begin_ctx(headers);
+        if let Some(c) = t.0.as_deref_mut() {
+            c.decision = decision;
+        }
+        t
+    }
+
+    fn begin_ctx(&self, headers: &HeaderMap) -> Trace {
+        let incoming = if self.propagate {
+            extract(headers)
+        } else {
+            None
+        };
+        if !self.propagate && self.export.is_none() {
+            return Trace::default();
+        }
+        let (parent, link) = match incoming {
+            Some(sc) if self.trust_incoming => (Some(sc), None),
+            Some(sc) => (None, Some(sc)),
+            None => (None, None),
+        };
+        let Some(_) = &self.export else {
+            // No spans of our own: the caller's context goes on as it came, or a new one.
+            return Trace(Some(Box::new(match parent {
+                Some(sc) => Ctx::passed_on(sc, headers.get(&TRACESTATE).cloned()),
+                None => {
+                    let trace_id = new_trace_id();
+                    let sampled = self.root_sampled(trace_id);
+                    Ctx::new(trace_id, None, None, sampled, false)
+                }
+            })));
+        };
+        let (trace_id, sampled) = match &parent {
+            Some(sc) => (sc.trace_id(), self.parent_sampled(sc)),
+            None => {
+                let t = new_trace_id();
+                (t, self.root_sampled(t))
+            }
+        };
+        let mut ctx = Ctx::new(trace_id, parent, link, sampled, sampled);
+        ctx.forward = self.propagate;
+        if ctx.parent.is_some() {
+            ctx.tracestate = headers.get(&TRACESTATE).cloned();
+        }
+        if ctx.export {
+            ctx.started = Some(SystemTime::now());
+        }
+        Trace(Some(Box::new(ctx)))
+    }
+
+    fn root_sampled(&self, trace_id: TraceId) -> bool {
+        let r = self
+            .sampler
+            .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]);
+        r.decision == SamplingDecision::RecordAndSample
+    }
+
+    fn parent_sampled(&self, parent: &SpanContext) -> bool {
+        let cx = Context::new().with_remote_span_context(parent.clone());
+        let r = self.sampler.should_sample(
+            Some(&cx),
+            parent.trace_id(),
+            "",
+            &SpanKind::Server,
+            &[],
+            &[],
+        );
+        r.decision == SamplingDecision::RecordAndSample
+    }
+
+    /// Ends the request's span (when it has one to export). Never blocks: a full queue
+    /// drops the span and counts it.
+    pub fn end(&self, trace: &Trace, f: &SpanFacts<'_>) {
+        let (Some(export), Some(ctx)) = (&self.export, trace.0.as_deref()) else {
+            return;
+        };
+        if !ctx.export {
+            return;
+        }
+        if !export.gate.try_enter() {
+            export.dropped.inc();
+            return;
+        }
+        let end = SystemTime::now();
+        let start = ctx.started.unwrap_or(end);
+        let mut attrs = Vec::with_capacity(12);
+        attrs.push(KeyValue::new("http.request.method", f.method.to_string()));
+        if let Some(p) = f.path {
+            attrs.push(KeyValue::new("url.path", p.to_string()));
+        }
+        attrs.push(KeyValue::new("http.route", f.route.to_string()));
+        attrs.push(KeyValue::new("http.response.status_code", f.status as i64));
+        attrs.push(KeyValue::new("sidecar.outcome", f.outcome));
+        attrs.push(KeyValue::new(
+            "sidecar.request_id",
+            f.request_id.to_string(),
+        ));
+        let listener = if ctx.decision { "decision" } else { "proxy" };
+        attrs.push(KeyValue::new("sidecar.listener", listener));
+        if let Some(v) = f.issuer {
+            attrs.push(KeyValue::new("sidecar.issuer", v.to_string()));
+        }
+        if let Some(v) = f.sub {
+            attrs.push(KeyValue::new("enduser.id", v.to_string()));
+        }
+        if let Some(v) = f.client_id {
+            attrs.push(KeyValue::new("sidecar.client_id", v.to_string()));
+        }
+        if let Some(v) = f.jti {
+            attrs.push(KeyValue::new("sidecar.jti", v.to_string()));
+        }
+        let mut events = Vec::new();
+        if let Some((at, took, hit)) = ctx.verified.get() {
+            attrs.push(KeyValue::new("sidecar.token_cache_hit", hit));
+            events.push(Event::new(
+                "token verified",
+                wall(start, ctx.started_at, at),
+                vec![
+                    KeyValue::new("sidecar.duration_us", took.as_micros() as i64),
+                    KeyValue::new("sidecar.token_cache_hit", hit),
+                ],
+                0,
+            ));
+        }
+        if let Some(at) = ctx.upstream_at.get() {
+            let sent = wall(start, ctx.started_at, at);
+            events.push(Event::new("upstream request sent", sent, vec![], 0));
+            if f.outcome == "forwarded" {
+                events.push(Event::new(
+                    "upstream response headers",
+                    end,
+                    vec![KeyValue::new(
+                        "sidecar.duration_us",
+                        end.duration_since(sent).unwrap_or_default().as_micros() as i64,
+                    )],
+                    0,
+                ));
+            }
+        }
+        let name = match f.route {
+            "-" => format!("{}", f.method),
+            r => format!("{} {r}", f.method),
+        };
+        let mut b = export
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(start)
+            .with_end_time(end)
+            .with_attributes(attrs)
+            .with_events(events);
+        if f.status >= 500 {
+            b = b.with_status(Status::error(""));
+        }
+        if let Some(l) = &ctx.link {
+            b = b.with_links(vec![Link::with_context(l.clone())]);
+        }
+        b.trace_id = Some(ctx.trace_id);
+        b.span_id = Some(ctx.span_id);
+        let trace_state = ctx
+            .parent
+            .as_ref()
+            .map(|p| p.trace_state().clone())
+            .unwrap_or_default();
+        b.sampling_result = Some(SamplingResult {
+            decision: SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state,
+        });
+        let parent_cx = match &ctx.parent {
+            Some(p) => Context::new().with_remote_span_context(p.clone()),
+            None => Context::new(),
+        };
+        // The span's end time was given: ending it now hands it to the processor.
+        drop(export.tracer.build_with_context(b, &parent_cx));
+    }
+}
+
+/// The wall-clock time of `at`, an `Instant` after `started_at` (taken with `start`).
+fn wall(start: SystemTime, started_at: Option<Instant>, at: Instant) -> SystemTime {
+    match started_at {
+        Some(s) => start + at.saturating_duration_since(s),
+        None => start,
+    }
+}
+
+/// What the span says about a finished request (token data only `sub`, `client_id`, `jti`).
+pub struct SpanFacts<'a> {
+    pub method: &'a http::Method,
+    pub path: Option<&'a str>,
+    pub route: &'a str,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub request_id: &'a str,
+    pub issuer: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub jti: Option<&'a str>,
+}
+
+/// A request's trace context; `None` with `propagate = false` and no export.
+#[derive(Default)]
+pub struct Trace(Option<Box<Ctx>>);
+
+struct Ctx {
+    trace_id: TraceId,
+    /// The span id the upstream sees as its parent: ours, or (no export) the caller's.
+    span_id: SpanId,
+    sampled: bool,
+    /// The caller's span, the parent of ours (trusted).
+    parent: Option<SpanContext>,
+    /// The caller's span, linked from ours (`trust_incoming = false`).
+    link: Option<SpanContext>,
+    /// Forwarded as it came, with the caller's trace.
+    tracestate: Option<HeaderValue>,
+    /// Goes to the upstream (`propagate`).
+    forward: bool,
+    /// On the decision listener.
+    decision: bool,
+    /// Ours is exported (sampled, with an exporter).
+    export: bool,
+    started: Option<SystemTime>,
+    started_at: Option<Instant>,
+    verified: std::cell::Cell<Option<(Instant, Duration, bool)>>,
+    upstream_at: std::cell::Cell<Option<Instant>>,
+}
+
+impl Ctx {
+    fn new(
+        trace_id: TraceId,
+        parent: Option<SpanContext>,
+        link: Option<SpanContext>,
+        sampled: bool,
+        export: bool,
+    ) -> Ctx {
+        Ctx {
+            trace_id,
+            span_id: new_span_id(),
+            sampled,
+            parent,
+            link,
+            tracestate: None,
+            forward: true,
+            decision: false,
+            export,
+            started: None,
+            started_at: export.then(Instant::now),
+            verified: Default::default(),
+            upstream_at: Default::default(),
+        }
+    }
+
+    fn passed_on(sc: SpanContext, tracestate: Option<HeaderValue>) -> Ctx {
+        Ctx {
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            sampled: sc.is_sampled(),
+            parent: None,
+            link: None,
+            tracestate,
+            forward: true,
+            decision: false,
+            export: false,
+            started: None,
+            started_at: None,
+            verified: Default::default(),
+            upstream_at: Default::default(),
+        }
+    }
+}
+
+impl Trace {
+    /// The trace id, for the log line.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.0.as_ref().map(|c| c.trace_id)
+    }
+
+    /// Whether timings are worth taking (the span will be exported).
+    pub fn timed(&self) -> bool {
+        self.0.as_ref().is_some_and(|c| c.export)
+    }
+
+    /// Notes the token's verification: done at `at`, took `took`, from the cache or not.
+    pub fn verified(&self, at: Instant, took: Duration, cache_hit: bool) {
+        if let Some(c) = self.0.as_deref().filter(|c| c.export) {
+            c.verified.set(Some((at, took, cache_hit)));
+        }
+    }
+
+    /// Sets `traceparent` (and `tracestate`, with the caller's trace) on the upstream
+    /// request's headers, replacing the client's copies; with no context (`propagate =
+    /// false`) removes them.
+    pub fn inject(&self, h: &mut HeaderMap) {
+        let Some(c) = self.0.as_deref().filter(|c| c.forward) else {
+            if let Some(c) = self.0.as_deref().filter(|c| c.export) {
+                c.upstream_at.set(Some(Instant::now()));
+            }
+            h.remove(&TRACEPARENT);
+            h.remove(&TRACESTATE);
+            return;
+        };
+        if c.export {
+            c.upstream_at.set(Some(Instant::now()));
+        }
+        h.insert(
+            TRACEPARENT.clone(),
+            traceparent(c.trace_id, c.span_id, c.sampled),
+        );
+        match &c.tracestate {
+            Some(v) => {
+                h.insert(TRACESTATE.clone(), v.clone());
+            }
+            None => {
+                h.remove(&TRACESTATE);
+            }
+        }
+    }
+}
+
+/// `00-<trace id>-<span id>-<flags>`.
+fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 55];
+    let flags = if sampled { 1 } else { 0 };
+    let _ = write!(&mut buf[..], "00-{trace_id}-{span_id}-{flags:02x}");
+    HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
+}
+
+fn new_trace_id() -> TraceId {
+    loop {
+        let t = TraceId::from_bytes(rand::random::<[u8; 16]>());
+        if t != TraceId::INVALID {
+            return t;
+        }
+    }
+}
+
+fn new_span_id() -> SpanId {
+    loop {
+        let s = SpanId::from_bytes(rand::random::<[u8; 8]>());
+        if s != SpanId::INVALID {
+            return s;
+        }
+    }
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        // More than one `traceparent` is no context (W3C trace context §3.2.2.7 lets a
+        // vendor restart the trace): never guess which one the caller meant.
+        let mut all = self.0.get_all(key).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => v.to_str().ok(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The caller's span context from `traceparent` (and `tracestate`), when valid.
+pub fn extract(headers: &HeaderMap) -> Option<SpanContext> {
+    if !headers.contains_key(&TRACEPARENT) {
+        return None;
+    }
+    let cx = TraceContextPropagator::new().extract(&Headers(headers));
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.clone())
+}
+
+/// For the fuzz target: extraction, and the `traceparent` we would send on, for any input.
+pub fn fuzz_extract(traceparent_value: &[u8], tracestate_value: &[u8]) -> Option<String> {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_bytes(traceparent_value) {
+        h.insert(TRACEPARENT.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_bytes(tracestate_value) {
+        h.insert(TRACESTATE.clone(), v);
+    }
+    let sc = extract(&h)?;
+    assert!(sc.is_valid() && sc.is_remote());
+    let out = traceparent(sc.trace_id(), sc.span_id(), sc.is_sampled());
+    let s = out.to_str().expect("ascii").to_string();
+    assert_eq!(s.len(), 55);
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn valid_traceparents_are_read_and_bad_ones_are_not() {
+        let sc = extract(&headers(&[("traceparent", TP)])).unwrap();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(
+                extract(&headers(&[("traceparent", bad)])).is_none(),
+                "{bad}"
+            );
+        }
+        // Two of them: neither is believed.
+        assert!(extract(&headers(&[("traceparent", TP), ("traceparent", TP)])).is_none());
+    }
+
+    #[test]
+    fn traceparent_is_formatted_as_w3c_says() {
+        let sc = extract(&headers(&[("traceparent", TP)])).unwrap();
+        let v = traceparent(sc.trace_id(), sc.span_id(), true);
+        assert_eq!(v.to_str().unwrap(), TP);
+        let v = traceparent(sc.trace_id(), sc.span_id(), false);
+        assert!(v.to_str().unwrap().ends_with("-00"));
+    }
+
+    fn tracing(propagate: bool, trust: bool, ratio: f64) -> Tracing {
+        Tracing {
+            propagate,
+            trust_incoming: trust,
+            sampler: sampler_of(ratio),
+            export: None,
+        }
+    }
+
+    #[test]
+    fn without_export_the_callers_context_goes_on_unchanged() {
+        let t = tracing(true, true, 1.0);
+        let tr = t.begin(&headers(&[("traceparent", TP), ("tracestate", "a=b")]));
+        let mut h = HeaderMap::new();
+        tr.inject(&mut h);
+        assert_eq!(h["traceparent"], TP);
+        assert_eq!(h["tracestate"], "a=b");
+        // Absent: made, sampled by the ratio.
+        let tr = t.begin(&HeaderMap::new(), false);
+        let mut h = headers(&[("tracestate", "forged=1")]);
+        tr.inject(&mut h);
+        let made = h["traceparent"].to_str().unwrap().to_string();
+        assert!(extract(&h).is_some(), "{made}");
+        assert!(made.ends_with("-01"));
+        assert!(!h.contains_key("tracestate"));
+        let tr = tracing(true, true, 0.0).begin(&HeaderMap::new(), false);
+        let mut h = HeaderMap::new();
+        tr.inject(&mut h);
+        assert!(h["traceparent"].to_str().unwrap().ends_with("-00"));
+    }
+
+    #[test]
+    fn untrusted_callers_start_a_new_trace() {
+        let t = tracing(true, false, 1.0);
+        let tr = t.begin(&headers(&[("traceparent", TP), ("tracestate", "a=b")]));
+        let mut h = HeaderMap::new();
+        tr.inject(&mut h);
+        let sc = extract(&h).unwrap();
+        assert_ne!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(!h.contains_key("tracestate"));
+    }
+
+    #[test]
+    fn propagate_false_neither_reads_nor_forwards() {
+        let t = tracing(false, true, 1.0);
+        let tr = t.begin(&headers(&[("traceparent", TP)]));
+        assert!(tr.trace_id().is_none());
+        let mut h = headers(&[("traceparent", TP), ("tracestate", "a=b")]);
+        tr.inject(&mut h);
+        assert!(!h.contains_key("traceparent") && !h.contains_key("tracestate"));
+    }
+
+    #[test]
+    fn the_gate_holds_at_most_max() {
+        let g = Gate {
+            in_flight: AtomicUsize::new(0),
+            max: 2,
+        };
+        assert!(g.try_enter() && g.try_enter());
+        assert!(!g.try_enter());
+        g.leave(5);
+        assert!(g.try_enter());
+    }
+}
