@@ -147,6 +147,7 @@ impl Exporter {
         let inner = match cfg.otlp_protocol {
             OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
+                .with_http_client(http_client(cfg.timeout)?)
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(endpoint.clone())
                 .with_timeout(cfg.timeout)
@@ -213,6 +214,22 @@ impl Exporter {
             tracing::debug!(error = %e, "trace exporter shutdown");
         }
     }
+}
+
+/// The exporter's HTTP client: blocking (the batch processor exports from its own thread),
+/// with the sidecar's TLS settings (aws-lc-rs, webpki roots) for an `https://` collector.
+/// Built on a thread of its own, as a blocking client cannot be built on the runtime.
+fn http_client(timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
+    let tls = crate::tls::client_config(None)?;
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(timeout)
+            .build()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
+    .map_err(Into::into)
 }
 
 fn sampler_of(ratio: f64) -> Sampler {

@@ -132,6 +132,14 @@ pub(super) fn validate_tracing(
             None => None,
         },
     };
+    if let (Some((url, _)), OtlpProtocol::Grpc) = (endpoint, protocol) {
+        if url.starts_with("https://") {
+            p.push(
+                "tracing.otlp_protocol",
+                format!("\"grpc\" is plaintext only here (h2c); for TLS to the collector ({url}) use \"http/protobuf\""),
+            );
+        }
+    }
     let otlp_endpoint = endpoint.map(|(url, is_base)| match (is_base, protocol) {
         (true, OtlpProtocol::HttpProtobuf) => traces_url(url),
         _ => url.to_string(),

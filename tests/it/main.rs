@@ -27,4 +27,5 @@ mod routes;
 mod sources;
 mod support;
 mod tls;
+mod tracing;
 mod when;
