@@ -670,8 +670,14 @@ pub fn extract(headers: &HeaderMap) -> Option<SpanContext> {
     sc.is_valid().then(|| sc.clone())
 }
 
-/// For the fuzz target: extraction, and the `traceparent` we would send on, for any input.
-pub fn fuzz_extract(traceparent_value: &[u8], tracestate_value: &[u8]) -> Option<String> {
+/// For the fuzz target (`fuzz/fuzz_targets/trace_context.rs`): a request carrying these
+/// header values, through extraction and each way of passing it on (trusted, untrusted,
+/// `propagate = false`). Returns the extracted caller's `traceparent` as we would write
+/// it, if any. Panics if a property fails: what goes upstream is always one valid W3C
+/// `traceparent` (or none with `propagate = false`), a trusted caller's trace id is kept,
+/// an untrusted caller's is not.
+#[doc(hidden)]
+pub fn fuzz_trace_context(traceparent_value: &[u8], tracestate_value: &[u8]) -> Option<String> {
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_bytes(traceparent_value) {
         h.insert(TRACEPARENT.clone(), v);
@@ -679,12 +685,39 @@ pub fn fuzz_extract(traceparent_value: &[u8], tracestate_value: &[u8]) -> Option
     if let Ok(v) = HeaderValue::from_bytes(tracestate_value) {
         h.insert(TRACESTATE.clone(), v);
     }
-    let sc = extract(&h)?;
+    let caller = extract(&h);
+    for (propagate, trust) in [(true, true), (true, false), (false, true)] {
+        let t = Tracing {
+            propagate,
+            trust_incoming: trust,
+            sampler: sampler_of(0.5),
+            export: None,
+        };
+        let mut out = h.clone();
+        t.begin(&h, false).inject(&mut out);
+        if !propagate {
+            assert!(!out.contains_key(&TRACEPARENT) && !out.contains_key(&TRACESTATE));
+            continue;
+        }
+        assert_eq!(out.get_all(&TRACEPARENT).iter().count(), 1);
+        let sent = extract(&out).expect("what goes upstream is a valid traceparent");
+        assert_eq!(out[&TRACEPARENT].len(), 55);
+        match &caller {
+            Some(c) if trust => {
+                assert_eq!(sent.trace_id(), c.trace_id());
+                assert_eq!(sent.span_id(), c.span_id());
+            }
+            Some(c) => {
+                assert_ne!(sent.trace_id(), c.trace_id());
+                assert!(!out.contains_key(&TRACESTATE));
+            }
+            None => assert!(!out.contains_key(&TRACESTATE)),
+        }
+    }
+    let sc = caller?;
     assert!(sc.is_valid() && sc.is_remote());
-    let out = traceparent(sc.trace_id(), sc.span_id(), sc.is_sampled());
-    let s = out.to_str().expect("ascii").to_string();
-    assert_eq!(s.len(), 55);
-    Some(s)
+    let v = traceparent(sc.trace_id(), sc.span_id(), sc.is_sampled());
+    Some(v.to_str().expect("ascii").to_string())
 }
 
 #[cfg(test)]
@@ -753,7 +786,10 @@ mod tests {
     #[test]
     fn without_export_the_callers_context_goes_on_unchanged() {
         let t = tracing(true, true, 1.0);
-        let tr = t.begin(&headers(&[("traceparent", TP), ("tracestate", "a=b")]));
+        let tr = t.begin(
+            &headers(&[("traceparent", TP), ("tracestate", "a=b")]),
+            false,
+        );
         let mut h = HeaderMap::new();
         tr.inject(&mut h);
         assert_eq!(h["traceparent"], TP);
@@ -775,7 +811,10 @@ mod tests {
     #[test]
     fn untrusted_callers_start_a_new_trace() {
         let t = tracing(true, false, 1.0);
-        let tr = t.begin(&headers(&[("traceparent", TP), ("tracestate", "a=b")]));
+        let tr = t.begin(
+            &headers(&[("traceparent", TP), ("tracestate", "a=b")]),
+            false,
+        );
         let mut h = HeaderMap::new();
         tr.inject(&mut h);
         let sc = extract(&h).unwrap();
@@ -789,11 +828,32 @@ mod tests {
     #[test]
     fn propagate_false_neither_reads_nor_forwards() {
         let t = tracing(false, true, 1.0);
-        let tr = t.begin(&headers(&[("traceparent", TP)]));
+        let tr = t.begin(&headers(&[("traceparent", TP)]), false);
         assert!(tr.trace_id().is_none());
         let mut h = headers(&[("traceparent", TP), ("tracestate", "a=b")]);
         tr.inject(&mut h);
         assert!(!h.contains_key("traceparent") && !h.contains_key("tracestate"));
+    }
+
+    #[test]
+    fn the_fuzz_properties_hold_on_the_corpus_kinds() {
+        assert_eq!(
+            fuzz_trace_context(TP.as_bytes(), b"a=b").as_deref(),
+            Some(TP)
+        );
+        for bad in [
+            &b""[..],
+            b"00-",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(fuzz_trace_context(bad, b"x"), None);
+        }
+        // The propagator takes a one-digit flags field; what goes on is written in full.
+        let short = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1";
+        assert_eq!(
+            fuzz_trace_context(short.as_bytes(), b"").as_deref(),
+            Some(TP)
+        );
     }
 
     #[test]
