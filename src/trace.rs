@@ -841,11 +841,7 @@ mod tests {
             fuzz_trace_context(TP.as_bytes(), b"a=b").as_deref(),
             Some(TP)
         );
-        for bad in [
-            &b""[..],
-            b"00-",
-            b"\xff\xfe",
-        ] {
+        for bad in [&b""[..], b"00-", b"\xff\xfe"] {
             assert_eq!(fuzz_trace_context(bad, b"x"), None);
         }
         // The propagator takes a one-digit flags field; what goes on is written in full.

@@ -19,6 +19,7 @@ mod front_envoy;
 mod front_nginx;
 mod hardening;
 mod interop;
+mod log_schema;
 mod login;
 mod pool;
 mod rate_limit;
