@@ -232,6 +232,20 @@ fn http_client(timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
     .map_err(Into::into)
 }
 
+impl Drop for Exporter {
+    /// Shutting the processor down waits for its thread (and a last export): never on a
+    /// runtime worker, where the last state using an exporter may be dropped after a
+    /// reload. The thread holds the provider until it is shut down.
+    fn drop(&mut self) {
+        let provider = self.provider.clone();
+        let _ = std::thread::Builder::new()
+            .name("otlp-shutdown".into())
+            .spawn(move || {
+                let _ = provider.shutdown();
+            });
+    }
+}
+
 fn sampler_of(ratio: f64) -> Sampler {
     Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
 }

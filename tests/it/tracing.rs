@@ -512,3 +512,18 @@ fn dropped(metrics: &str) -> u64 {
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn a_graceful_stop_exports_what_is_queued() {
+    let recv = Receiver::http().await;
+    // An hour between exports: only the stop can send this span.
+    let text = tracing_section(&recv.url(), "").replace("\"20ms\"", "\"1h\"");
+    let env = Env::start(&text).await;
+    let token = sign(&access_claims(""));
+    let r = traced_get(&env, Some(&token), Some(&caller_traceparent(true))).await;
+    assert_eq!(r.status, 200);
+    assert!(recv.inbox.spans.lock().unwrap().is_empty());
+    env.sidecar.shutdown().await;
+    let spans = recv.wait_for(1).await;
+    assert_eq!(spans[0].trace_id(), CALLER_TRACE);
+}
