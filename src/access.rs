@@ -156,23 +156,15 @@ pub fn finish<B>(
 fn end_span(state: &State, f: &Finished<'_>, trace: &crate::trace::Trace) {
     let v = f.verified;
     let issuer = v.map(|v| match &v.origin {
-        crate::claims::Origin::Jwks { issuer, .. } => state
-            .config
-            .issuers
-            .get(*issuer)
-            .map_or("", |i| i.name.as_str()),
-        crate::claims::Origin::Alb { issuer, .. } => state
-            .config
-            .alb_issuers
-            .get(*issuer)
-            .map_or("", |i| i.name.as_str()),
+        crate::claims::Origin::Jwks { issuer, .. } => (false, *issuer),
+        crate::claims::Origin::Alb { issuer, .. } => (true, *issuer),
     });
     state.tracing.end(
         trace,
         &crate::trace::SpanFacts {
             method: f.method,
             path: f.path,
-            route: f.rule.map_or("-", |r| r.label.as_str()),
+            rule: f.rule,
             status: f.status,
             outcome: f.outcome.as_str(),
             request_id: f.request_id,

@@ -86,11 +86,8 @@ impl State {
             .as_ref()
             .map(crate::login::Login::new)
             .transpose()?;
-        let tracing = crate::trace::Tracing::new(
-            &config.tracing,
-            &stores.exporters,
-            &metrics.trace_spans_dropped,
-        )?;
+        let tracing =
+            crate::trace::Tracing::new(&config, &stores.exporters, &metrics.trace_spans_dropped)?;
         Ok(State {
             tracing,
             identity: IdentityHeaders::new(&config.forward),

@@ -29,7 +29,7 @@ use opentelemetry::trace::{
     Event, Link, SamplingDecision, SamplingResult, SpanContext, SpanId, SpanKind, Status,
     TraceContextExt, TraceId, Tracer as _, TracerProvider as _,
 };
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
@@ -50,6 +50,11 @@ pub struct Tracing {
     /// `ParentBased(TraceIdRatioBased(sample_ratio))`.
     sampler: Sampler,
     export: Option<Arc<Exporter>>,
+    /// Route labels by rule index (the default rule last), issuer names by index: shared
+    /// strings, so a span's attributes need not copy them.
+    labels: Vec<StringValue>,
+    issuers: Vec<StringValue>,
+    alb_issuers: Vec<StringValue>,
 }
 
 /// The SDK pipeline: provider, tracer, and the gate in front of its queue.
@@ -289,15 +294,26 @@ impl Exporters {
 
 impl Tracing {
     pub fn new(
-        cfg: &TracingConfig,
+        config: &crate::config::Config,
         exporters: &Exporters,
         dropped: &prometheus::IntCounter,
     ) -> anyhow::Result<Tracing> {
+        let cfg = &config.tracing;
+        let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
         Ok(Tracing {
             propagate: cfg.propagate,
             trust_incoming: cfg.trust_incoming,
             sampler: sampler_of(cfg.sample_ratio),
             export: exporters.get(cfg, dropped)?,
+            labels: config
+                .routes
+                .rules()
+                .iter()
+                .chain(std::iter::once(config.routes.default_rule()))
+                .map(|r| shared(&r.label))
+                .collect(),
+            issuers: config.issuers.iter().map(|i| shared(&i.name)).collect(),
+            alb_issuers: config.alb_issuers.iter().map(|i| shared(&i.name)).collect(),
         })
     }
 
@@ -394,12 +410,23 @@ impl Tracing {
         }
         let end = SystemTime::now();
         let start = ctx.started.unwrap_or(end);
-        let mut attrs = Vec::with_capacity(12);
-        attrs.push(KeyValue::new("http.request.method", f.method.to_string()));
+        let route = f.rule.map_or_else(
+            || Value::from("-"),
+            |r| {
+                let i = r.index.unwrap_or(self.labels.len().saturating_sub(1));
+                self.labels.get(i).map_or_else(
+                    || Value::from(r.label.clone()),
+                    |l| Value::String(l.clone()),
+                )
+            },
+        );
+        let method = method_str(f.method);
+        let mut attrs = Vec::with_capacity(16);
+        attrs.push(KeyValue::new("http.request.method", method.clone()));
         if let Some(p) = f.path {
             attrs.push(KeyValue::new("url.path", p.to_string()));
         }
-        attrs.push(KeyValue::new("http.route", f.route.to_string()));
+        attrs.push(KeyValue::new("http.route", route.clone()));
         attrs.push(KeyValue::new("http.response.status_code", f.status as i64));
         attrs.push(KeyValue::new("sidecar.outcome", f.outcome));
         attrs.push(KeyValue::new(
@@ -408,8 +435,14 @@ impl Tracing {
         ));
         let listener = if ctx.decision { "decision" } else { "proxy" };
         attrs.push(KeyValue::new("sidecar.listener", listener));
-        if let Some(v) = f.issuer {
-            attrs.push(KeyValue::new("sidecar.issuer", v.to_string()));
+        if let Some(v) = f.issuer.and_then(|(alb, i)| {
+            if alb {
+                self.alb_issuers.get(i)
+            } else {
+                self.issuers.get(i)
+            }
+        }) {
+            attrs.push(KeyValue::new("sidecar.issuer", Value::String(v.clone())));
         }
         if let Some(v) = f.sub {
             attrs.push(KeyValue::new("enduser.id", v.to_string()));
@@ -420,37 +453,35 @@ impl Tracing {
         if let Some(v) = f.jti {
             attrs.push(KeyValue::new("sidecar.jti", v.to_string()));
         }
+        // Timings: events without attributes of their own (their times say when), the
+        // durations as span attributes: a few words each, no allocation.
         let mut events = Vec::new();
         if let Some((at, took, hit)) = ctx.verified.get() {
             attrs.push(KeyValue::new("sidecar.token_cache_hit", hit));
+            attrs.push(KeyValue::new("sidecar.verify_us", took.as_micros() as i64));
+            events.reserve(3);
             events.push(Event::new(
                 "token verified",
                 wall(start, ctx.started_at, at),
-                vec![
-                    KeyValue::new("sidecar.duration_us", took.as_micros() as i64),
-                    KeyValue::new("sidecar.token_cache_hit", hit),
-                ],
+                Vec::new(),
                 0,
             ));
         }
         if let Some(at) = ctx.upstream_at.get() {
             let sent = wall(start, ctx.started_at, at);
-            events.push(Event::new("upstream request sent", sent, vec![], 0));
+            events.push(Event::new("upstream request sent", sent, Vec::new(), 0));
             if f.outcome == "forwarded" {
-                events.push(Event::new(
-                    "upstream response headers",
-                    end,
-                    vec![KeyValue::new(
-                        "sidecar.duration_us",
-                        end.duration_since(sent).unwrap_or_default().as_micros() as i64,
-                    )],
-                    0,
+                let took = end.duration_since(sent).unwrap_or_default();
+                attrs.push(KeyValue::new(
+                    "sidecar.upstream_us",
+                    took.as_micros() as i64,
                 ));
+                events.push(Event::new("upstream response headers", end, Vec::new(), 0));
             }
         }
-        let name = match f.route {
-            "-" => format!("{}", f.method),
-            r => format!("{} {r}", f.method),
+        let name = match &route {
+            Value::String(r) if r.as_str() != "-" => format!("{} {}", method.as_str(), r.as_str()),
+            _ => method.as_str().to_string(),
         };
         let mut b = export
             .tracer
@@ -487,6 +518,24 @@ impl Tracing {
     }
 }
 
+/// The method as a shared string: the standard ones without allocating.
+fn method_str(m: &http::Method) -> StringValue {
+    use http::Method as M;
+    let s: &'static str = match *m {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::PATCH => "PATCH",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => return StringValue::from(m.as_str().to_string()),
+    };
+    StringValue::from(s)
+}
+
 /// The wall-clock time of `at`, an `Instant` after `started_at` (taken with `start`).
 fn wall(start: SystemTime, started_at: Option<Instant>, at: Instant) -> SystemTime {
     match started_at {
@@ -499,11 +548,12 @@ fn wall(start: SystemTime, started_at: Option<Instant>, at: Instant) -> SystemTi
 pub struct SpanFacts<'a> {
     pub method: &'a http::Method,
     pub path: Option<&'a str>,
-    pub route: &'a str,
+    pub rule: Option<&'a crate::routes::Rule>,
     pub status: u16,
     pub outcome: &'static str,
     pub request_id: &'a str,
-    pub issuer: Option<&'a str>,
+    /// The verifying issuer: (an ALB issuer, its index in its list).
+    pub issuer: Option<(bool, usize)>,
     pub sub: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub jti: Option<&'a str>,
@@ -706,6 +756,9 @@ pub fn fuzz_trace_context(traceparent_value: &[u8], tracestate_value: &[u8]) -> 
             trust_incoming: trust,
             sampler: sampler_of(0.5),
             export: None,
+            labels: Vec::new(),
+            issuers: Vec::new(),
+            alb_issuers: Vec::new(),
         };
         let mut out = h.clone();
         t.begin(&h, false).inject(&mut out);
@@ -794,6 +847,9 @@ mod tests {
             trust_incoming: trust,
             sampler: sampler_of(ratio),
             export: None,
+            labels: Vec::new(),
+            issuers: Vec::new(),
+            alb_issuers: Vec::new(),
         }
     }
 

@@ -295,6 +295,10 @@ async fn the_span_continues_the_callers_trace(recv: Receiver) {
     assert_eq!(s.attr("enduser.id").as_deref(), Some(CLIENT));
     assert_eq!(s.attr("sidecar.jti").as_deref(), Some("jti-1"));
     assert_eq!(s.attr("sidecar.token_cache_hit").as_deref(), Some("false"));
+    for timing in ["sidecar.verify_us", "sidecar.upstream_us"] {
+        let us: i64 = s.attr(timing).expect(timing).parse().unwrap();
+        assert!(us >= 0, "{timing}");
+    }
     assert_eq!(
         s.attr("sidecar.request_id").as_deref(),
         r.header("x-request-id")
