@@ -167,11 +167,9 @@ fn end_span(state: &State, f: &Finished<'_>, trace: &crate::trace::Trace) {
             rule: f.rule,
             status: f.status,
             outcome: f.outcome.as_str(),
-            request_id: f.request_id,
             issuer,
             sub: v.and_then(|v| v.sub.as_deref()),
             client_id: v.and_then(|v| v.client_id.as_deref()),
-            jti: v.and_then(|v| v.jti.as_deref()),
         },
     );
 }

@@ -429,12 +429,11 @@ impl Tracing {
         attrs.push(KeyValue::new("http.route", route.clone()));
         attrs.push(KeyValue::new("http.response.status_code", f.status as i64));
         attrs.push(KeyValue::new("sidecar.outcome", f.outcome));
-        attrs.push(KeyValue::new(
-            "sidecar.request_id",
-            f.request_id.to_string(),
-        ));
-        let listener = if ctx.decision { "decision" } else { "proxy" };
-        attrs.push(KeyValue::new("sidecar.listener", listener));
+        // Only on the decision listener: a span without it is the proxy listener's. (No
+        // request id: the access log line names the trace id, which joins them.)
+        if ctx.decision {
+            attrs.push(KeyValue::new("sidecar.listener", "decision"));
+        }
         if let Some(v) = f.issuer.and_then(|(alb, i)| {
             if alb {
                 self.alb_issuers.get(i)
@@ -449,9 +448,6 @@ impl Tracing {
         }
         if let Some(v) = f.client_id {
             attrs.push(KeyValue::new("sidecar.client_id", v.to_string()));
-        }
-        if let Some(v) = f.jti {
-            attrs.push(KeyValue::new("sidecar.jti", v.to_string()));
         }
         // Timings: events without attributes of their own (their times say when), the
         // durations as span attributes: a few words each, no allocation.
@@ -469,7 +465,6 @@ impl Tracing {
         }
         if let Some(at) = ctx.upstream_at.get() {
             let sent = wall(start, ctx.started_at, at);
-            events.push(Event::new("upstream request sent", sent, Vec::new(), 0));
             if f.outcome == "forwarded" {
                 let took = end.duration_since(sent).unwrap_or_default();
                 attrs.push(KeyValue::new(
@@ -551,12 +546,10 @@ pub struct SpanFacts<'a> {
     pub rule: Option<&'a crate::routes::Rule>,
     pub status: u16,
     pub outcome: &'static str,
-    pub request_id: &'a str,
     /// The verifying issuer: (an ALB issuer, its index in its list).
     pub issuer: Option<(bool, usize)>,
     pub sub: Option<&'a str>,
     pub client_id: Option<&'a str>,
-    pub jti: Option<&'a str>,
 }
 
 /// A request's trace context; `None` with `propagate = false` and no export.
