@@ -54,6 +54,8 @@ pub struct Finished<'a> {
     pub outcome: Outcome,
     pub elapsed: Duration,
     pub verified: Option<&'a Verified>,
+    /// The request's trace id, when it has a trace context.
+    pub trace_id: Option<opentelemetry::trace::TraceId>,
 }
 
 /// What is known of a request from its first moment: its id (kept from the client if sane,
@@ -133,18 +135,41 @@ pub fn finish<B>(
 ) {
     resp.headers_mut()
         .insert(X_REQUEST_ID.clone(), start.request_id.header());
-    record(
-        state,
-        metrics,
-        &Finished {
-            request_id: &start.request_id,
-            method: &start.method,
-            path: seen.path.as_deref(),
-            rule: seen.rule,
-            status: resp.status().as_u16(),
-            outcome,
-            elapsed: start.at.elapsed(),
-            verified: seen.verified.as_deref(),
+    let f = Finished {
+        request_id: &start.request_id,
+        method: &start.method,
+        path: seen.path.as_deref(),
+        rule: seen.rule,
+        status: resp.status().as_u16(),
+        outcome,
+        elapsed: start.at.elapsed(),
+        verified: seen.verified.as_deref(),
+        trace_id: seen.trace.trace_id(),
+    };
+    record(state, metrics, &f);
+    if seen.trace.timed() {
+        end_span(state, &f, &seen.trace);
+    }
+}
+
+/// The request's span (exported spans only: [`crate::trace::Trace::timed`]).
+fn end_span(state: &State, f: &Finished<'_>, trace: &crate::trace::Trace) {
+    let v = f.verified;
+    let issuer = v.map(|v| match &v.origin {
+        crate::claims::Origin::Jwks { issuer, .. } => (false, *issuer),
+        crate::claims::Origin::Alb { issuer, .. } => (true, *issuer),
+    });
+    state.tracing.end(
+        trace,
+        &crate::trace::SpanFacts {
+            method: f.method,
+            path: f.path,
+            rule: f.rule,
+            status: f.status,
+            outcome: f.outcome.as_str(),
+            issuer,
+            sub: v.and_then(|v| v.sub.as_deref()),
+            client_id: v.and_then(|v| v.client_id.as_deref()),
         },
     );
 }
@@ -187,6 +212,7 @@ pub fn record(state: &State, metrics: &Metrics, f: &Finished<'_>) {
         sub = v.and_then(|v| v.sub.as_deref()),
         client_id = v.and_then(|v| v.client_id.as_deref()),
         jti = v.and_then(|v| v.jti.as_deref()),
+        trace_id = f.trace_id.map(tracing::field::display),
         "request"
     );
 }

@@ -101,7 +101,10 @@ pub async fn answer(
         start.method = o.method.clone();
     }
     let request_id = &start.request_id;
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        trace: state.tracing.begin(headers, true),
+        ..Seen::default()
+    };
     let result = match (&original, refusal) {
         (_, Some(e)) => Err(e),
         // One of the two is always set.

@@ -52,6 +52,8 @@ pub struct Seen<'a> {
     /// The normalised path.
     pub path: Option<Cow<'a, str>>,
     pub verified: Option<Arc<Verified>>,
+    /// The trace context (`trace.rs`), set by the listener when the request starts.
+    pub trace: crate::trace::Trace,
 }
 
 /// An allowed request: what the upstream request (or the answer to the front proxy) needs
@@ -145,7 +147,17 @@ pub async fn decide<'a>(
                 (None, _, _, _) => return Err(AuthError::Missing.into()),
             };
             let alb = allowed.token_source == Some(Source::AlbData);
-            let verified = match state.verifier.verify_from(token, alb, now).await {
+            let timed = seen.trace.timed().then(std::time::Instant::now);
+            let mut hit = false;
+            let result = state
+                .verifier
+                .verify_noting(token, alb, now, &mut hit)
+                .await;
+            if let Some(t) = timed {
+                let at = std::time::Instant::now();
+                seen.trace.verified(at, at - t, hit);
+            }
+            let verified = match result {
                 Ok(v) => v,
                 // A session whose token no longer verifies (revoked, the key gone) has ended.
                 Err(e) if allowed.session_token.is_some() && !e.is_unavailable() => {

@@ -48,6 +48,9 @@ pub struct Metrics {
     /// Requests that waited `upstream.soft_max_wait` in vain and went ahead beyond
     /// `upstream.soft_max_connections`.
     pub upstream_over_soft: IntCounter,
+    /// Spans not exported: the batch queue (`[tracing] max_queue_size`) was full, or the
+    /// export failed (collector down or refusing).
+    pub trace_spans_dropped: IntCounter,
     /// Config reloads by result.
     pub reloads: IntCounterVec,
     /// Time of a cold verification (signature), seconds.
@@ -171,6 +174,14 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let trace_spans_dropped = reg(
+            r,
+            IntCounter::new(
+                "sidecar_trace_spans_dropped_total",
+                "Spans not exported: the batch queue ([tracing] max_queue_size) was full, or their export failed",
+            )
+            .expect("valid metric"),
+        );
         let reloads = counter_vec(
             r,
             "sidecar_config_reloads_total",
@@ -289,6 +300,7 @@ impl Metrics {
             connections_limited,
             upstream_queued,
             upstream_over_soft,
+            trace_spans_dropped,
             reloads,
             verify_seconds,
         }

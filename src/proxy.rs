@@ -64,7 +64,10 @@ pub async fn handle(
     let request_id = &start.request_id;
     // A cheap clone (shared bytes); the normalised path may borrow from it.
     let uri = req.uri().clone();
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        trace: state.tracing.begin(req.headers(), false),
+        ..Seen::default()
+    };
     // A gRPC call is refused in gRPC's terms (`grpc.rs`), and never sent to sign in.
     let grpc = crate::grpc::is_grpc(req.headers());
     // [login]: its own pages, and what a refusal needs to send a browser to sign in.
@@ -257,6 +260,7 @@ struct Forward<'a> {
     websocket: bool,
     /// The session's access token (`auth = "login"`), for `[login] pass_access_token`.
     session_token: Option<String>,
+    trace: &'a crate::trace::Trace,
 }
 
 /// The upstream request, built from the client's. A plain function, not part of the
@@ -345,6 +349,7 @@ fn upstream_request(
         }
     }
     h.insert(X_REQUEST_ID.clone(), fwd.request_id.header());
+    fwd.trace.inject(h);
     if let (Some(_), Some(up)) = (&client_upgrade, upgrade_value) {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, up);
@@ -417,6 +422,7 @@ async fn pipeline<'a>(
             alb_data: token_source == Some(Source::AlbData),
             websocket,
             session_token: allowed.session_token,
+            trace: &seen.trace,
         },
     )?;
     let set_cookies = allowed.set_cookies;

@@ -225,6 +225,7 @@ impl Sidecar {
             let _ = t.await;
         }
         self.shared.stop_key_stores();
+        self.shared.flush_traces().await;
     }
 }
 

@@ -30,6 +30,8 @@ pub struct State {
     pub upstream: Upstream,
     /// `[login]`, when on.
     pub login: Option<crate::login::Login>,
+    /// `[tracing]`: trace context and span export.
+    pub tracing: crate::trace::Tracing,
     /// Per-route metric handles, resolved once: index = rule index, last = default rule.
     route_metrics: Vec<RouteMetrics>,
     /// Per-route live rate limits: index = rule index.
@@ -84,7 +86,10 @@ impl State {
             .as_ref()
             .map(crate::login::Login::new)
             .transpose()?;
+        let tracing =
+            crate::trace::Tracing::new(&config, &stores.exporters, &metrics.trace_spans_dropped)?;
         Ok(State {
+            tracing,
             identity: IdentityHeaders::new(&config.forward),
             upstream,
             login,
@@ -126,6 +131,8 @@ pub struct KeyStores {
     stores: Mutex<Vec<(StoreKey, Arc<KeyStore>)>>,
     albs: Mutex<Vec<(AlbKeysKey, Arc<AlbKeys>)>>,
     limiters: Mutex<Vec<(LimiterKey, Arc<Limiter>)>>,
+    /// The span exporter, kept across reloads that leave `[tracing]` as it was.
+    exporters: crate::trace::Exporters,
 }
 
 impl KeyStores {
@@ -267,6 +274,11 @@ impl Shared {
     /// Readiness goes to 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Exports the spans still queued (on graceful stop, after the drain).
+    pub async fn flush_traces(&self) {
+        self.stores.exporters.shutdown().await;
     }
 
     /// Stops every key store's refresh.

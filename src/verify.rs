@@ -335,11 +335,25 @@ impl Verifier {
         alb: bool,
         now: i64,
     ) -> Result<Arc<Verified>, AuthError> {
+        self.verify_noting(token, alb, now, &mut false).await
+    }
+
+    /// [`Verifier::verify_from`], noting in `cache_hit` whether the verification came from
+    /// the cache (for the request's span).
+    pub async fn verify_noting(
+        &self,
+        token: &str,
+        alb: bool,
+        now: i64,
+        cache_hit: &mut bool,
+    ) -> Result<Arc<Verified>, AuthError> {
         if token.len() > self.max_bytes {
             return Err(AuthError::TooLarge);
         }
         let digest = (self.cache.is_some() || self.revocable).then(|| token_digest(token));
-        let v = self.verify_cached(token, alb, digest.as_ref(), now).await?;
+        let v = self
+            .verify_cached(token, alb, digest.as_ref(), now, cache_hit)
+            .await?;
         let Origin::Jwks { issuer, .. } = v.origin else {
             return Ok(v);
         };
@@ -368,6 +382,7 @@ impl Verifier {
         alb: bool,
         digest: Option<&[u8; 32]>,
         now: i64,
+        cache_hit: &mut bool,
     ) -> Result<Arc<Verified>, AuthError> {
         let (Some(cache), Some(&key)) = (&self.cache, digest) else {
             return Box::pin(self.verify_uncached_from(token, alb, now))
@@ -384,6 +399,7 @@ impl Verifier {
                 }
                 if self.key_still_held(&v) {
                     self.cache_hit.inc();
+                    *cache_hit = true;
                     return Ok(v);
                 }
                 // The signing key left the set: verify again from scratch (it will fail).

@@ -22,6 +22,7 @@ use super::raw::RawConfig;
 use super::root::Config;
 use super::routes::{validate_default, validate_routes};
 use super::token::validate_token;
+use super::tracing::validate_tracing;
 use super::types::{AuthMode, LogFormat};
 use super::upstream::validate_upstream;
 
@@ -64,11 +65,20 @@ impl Config {
         let raw: RawConfig = Figment::from(Serialized::defaults(dict))
             .extract_lossy()
             .map_err(|e| fail(figment_problems(e, &env_keys)))?;
-        Config::from_raw(source, &raw)
+        Config::from_raw_with_env(source, &raw, env)
     }
 
     /// Validates a raw config; reports every problem found.
     pub fn from_raw(source: &str, raw: &RawConfig) -> Result<Config, ConfigError> {
+        Config::from_raw_with_env(source, raw, &[])
+    }
+
+    /// Validates a raw config, with `env` for the `OTEL_*` variables `[tracing]` honours.
+    pub fn from_raw_with_env(
+        source: &str,
+        raw: &RawConfig,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         let mut p = Problems::default();
         let listener = validate_listener(&mut p, &raw.listener);
         let runtime = validate_runtime(&mut p, &raw.runtime);
@@ -122,6 +132,7 @@ impl Config {
                 );
             }
         }
+        let tracing = validate_tracing(&mut p, &raw.tracing, env);
         let log = LogConfig {
             format: p.parse("log.format", &raw.log.format, LogFormat::Text),
         };
@@ -146,6 +157,7 @@ impl Config {
             log,
             authz,
             login,
+            tracing,
         })
     }
 }

@@ -23,6 +23,7 @@ mod render;
 mod root;
 mod routes;
 mod token;
+mod tracing;
 pub mod types;
 mod upstream;
 
@@ -31,18 +32,18 @@ pub use env::{ENV_CONFIG_FILE, ENV_PREFIX};
 pub use model::{
     AdminConfig, AlbIssuerConfig, AuthzConfig, AuthzListen, CognitoPool, DefaultPolicy,
     ForwardConfig, IssuerConfig, ListenerConfig, LogConfig, LoginConfig, RevocationPolicy,
-    RuntimeConfig, TlsFiles, TokenConfig, UpstreamConfig,
+    RuntimeConfig, TlsFiles, TokenConfig, TracingConfig, UpstreamConfig,
 };
 pub use problems::{ConfigError, Problem};
 pub use raw::{
     RawAdmin, RawConfig, RawDefault, RawForward, RawIssuer, RawListener, RawLog, RawRateLimit,
-    RawRoute, RawRuntime, RawTls, RawToken, RawUpstream,
+    RawRoute, RawRuntime, RawTls, RawToken, RawTracing, RawUpstream,
 };
 pub use render::effective;
 pub use root::Config;
 pub use types::{
     idp_endpoint, parse_algorithm, pool_issuer, region_of_pool, AuthMode, AuthzProtocol, Fallback,
-    IssuerForm, IssuerKind, LogFormat, PathCase, Preflight, RevocationMode, TokenUse,
+    IssuerForm, IssuerKind, LogFormat, OtlpProtocol, PathCase, Preflight, RevocationMode, TokenUse,
     TokenUsePolicy, UnknownValue, UpstreamProtocol, ALGORITHM_NAMES,
 };
 

@@ -329,6 +329,30 @@ pub struct ForwardConfig {
     pub headers: Vec<(HeaderName, String)>,
 }
 
+/// `[tracing]` with the `OTEL_*` variables applied (`config/tracing.rs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TracingConfig {
+    /// The URL spans are exported to (for HTTP: with `/v1/traces`); `None`: no export.
+    #[serde(serialize_with = "display_or_empty")]
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: super::types::OtlpProtocol,
+    pub trust_incoming: bool,
+    pub propagate: bool,
+    pub sample_ratio: f64,
+    pub max_queue_size: usize,
+    #[serde(serialize_with = "duration")]
+    pub schedule_delay: Duration,
+    /// `OTEL_SERVICE_NAME` (not a key).
+    #[serde(skip)]
+    pub service_name: String,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (not a key; may hold credentials: never printed).
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (not a key).
+    #[serde(skip)]
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LogConfig {
     pub format: LogFormat,

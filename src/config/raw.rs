@@ -54,6 +54,21 @@ section! {
         log: RawLog = RawLog::default(),
         authz: RawAuthz = RawAuthz::default(),
         login: RawLogin = RawLogin::default(),
+        tracing: RawTracing = RawTracing::default(),
+    }
+}
+
+section! {
+    /// `[tracing]`: W3C trace context propagation, and OTLP span export when an endpoint
+    /// is set (here or in `OTEL_EXPORTER_OTLP_*`).
+    pub struct RawTracing {
+        otlp_endpoint: Option<String> = None,
+        otlp_protocol: Option<String> = None,
+        trust_incoming: bool = true,
+        propagate: bool = true,
+        sample_ratio: f64 = 1.0,
+        max_queue_size: usize = 2048,
+        schedule_delay: String = "5s".into(),
     }
 }
 

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::model::{
     AdminConfig, AlbIssuerConfig, AuthzConfig, DefaultPolicy, ForwardConfig, IssuerConfig,
-    ListenerConfig, LogConfig, LoginConfig, RuntimeConfig, TokenConfig, UpstreamConfig,
+    ListenerConfig, LogConfig, LoginConfig, RuntimeConfig, TokenConfig, TracingConfig,
+    UpstreamConfig,
 };
 use super::types::{AuthMode, TokenUse};
 use crate::routes::{RouteTable, Rule};
@@ -33,6 +34,7 @@ pub struct Config {
     pub authz: AuthzConfig,
     /// `[login]`; `None` when off.
     pub login: Option<LoginConfig>,
+    pub tracing: TracingConfig,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ struct ConfigView<'a> {
     log: &'a LogConfig,
     authz: &'a AuthzConfig,
     login: LoginView<'a>,
+    tracing: &'a TracingConfig,
 }
 
 /// `[login]` as printed: the validated settings, or (off) the defaults with `domain = ""`.
@@ -106,6 +109,7 @@ impl Serialize for Config {
                 Some(l) => LoginView::On(l),
                 None => LoginView::Off(Box::default()),
             },
+            tracing: &self.tracing,
         }
         .serialize(s)
     }

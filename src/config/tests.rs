@@ -419,3 +419,175 @@ fn a_signer_names_one_issuer_and_an_alb_shares_no_key_with_jwks() {
     let p = problems(&alb("kind = \"nginx\"").replacen("kind = \"alb\"\n", "", 1));
     assert_eq!(keys_of(&p)[0], "issuers[0].kind");
 }
+
+#[test]
+fn tracing_defaults_and_endpoints() {
+    let c = load(MIN).unwrap();
+    let t = &c.tracing;
+    assert_eq!(t.otlp_endpoint, None);
+    assert_eq!(t.otlp_protocol, OtlpProtocol::HttpProtobuf);
+    assert!(t.trust_incoming && t.propagate);
+    assert_eq!(t.sample_ratio, 1.0);
+    assert_eq!(t.service_name, "cognito-sidecar");
+    assert_eq!(t.max_queue_size, 2048);
+    let with = |extra: &str| format!("{MIN}\n[tracing]\n{extra}\n");
+    let c = load(&with("otlp_endpoint = \"http://collector:4318/\"")).unwrap();
+    assert_eq!(
+        c.tracing.otlp_endpoint.as_deref(),
+        Some("http://collector:4318/v1/traces")
+    );
+    let c = load(&with(
+        "otlp_endpoint = \"http://collector:4317\"\notlp_protocol = \"grpc\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.tracing.otlp_endpoint.as_deref(),
+        Some("http://collector:4317")
+    );
+    assert_eq!(c.tracing.otlp_protocol, OtlpProtocol::Grpc);
+}
+
+#[test]
+fn tracing_reads_the_otel_variables_and_the_file_wins() {
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let e = env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+        ("OTEL_SERVICE_NAME", "orders-edge"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%20ecret"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+    ]);
+    let c = Config::from_toml_str("test.toml", MIN, &e).unwrap();
+    assert_eq!(
+        c.tracing.otlp_endpoint.as_deref(),
+        Some("http://generic:4318/v1/traces")
+    );
+    assert_eq!(c.tracing.service_name, "orders-edge");
+    assert_eq!(
+        c.tracing.headers,
+        vec![("api-key".to_string(), "s ecret".to_string())]
+    );
+    assert_eq!(c.tracing.timeout, Duration::from_millis(2500));
+    // The signal-specific variable is used as it is, and wins over the generic one.
+    let mut e2 = e.clone();
+    e2.push((
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(),
+        "http://traces:4318/custom".into(),
+    ));
+    let c = Config::from_toml_str("test.toml", MIN, &e2).unwrap();
+    assert_eq!(
+        c.tracing.otlp_endpoint.as_deref(),
+        Some("http://traces:4318/custom")
+    );
+    // The file's keys win over the variables.
+    let text = format!(
+        "{MIN}\n[tracing]\notlp_endpoint = \"http://file:4317\"\notlp_protocol = \"grpc\"\n"
+    );
+    let mut e3 = e2.clone();
+    e3.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()));
+    let c = Config::from_toml_str("test.toml", &text, &e3).unwrap();
+    assert_eq!(c.tracing.otlp_endpoint.as_deref(), Some("http://file:4317"));
+    assert_eq!(c.tracing.otlp_protocol, OtlpProtocol::Grpc);
+    // The printed config never shows the headers (they may hold credentials).
+    let printed = effective(&c);
+    assert!(!printed.contains("s ecret"), "{printed}");
+    assert!(
+        printed.contains("[tracing]\notlp_endpoint = \"http://file:4317\""),
+        "{printed}"
+    );
+}
+
+#[test]
+fn bad_tracing_values_name_their_key() {
+    let with = |extra: &str| format!("{MIN}\n[tracing]\n{extra}\n");
+    let keyed = |text: &str, env: &[(&str, &str)], key: &str, needle: &str| {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = Config::from_toml_str("test.toml", text, &env)
+            .expect_err("refused")
+            .problems;
+        assert!(
+            p.iter().any(|p| p.key == key && p.reason.contains(needle)),
+            "{key}: {p:?}"
+        );
+    };
+    keyed(
+        &with("sample_ratio = 1.5"),
+        &[],
+        "tracing.sample_ratio",
+        "ratio",
+    );
+    keyed(
+        &with("sample_ratio = -0.1"),
+        &[],
+        "tracing.sample_ratio",
+        "ratio",
+    );
+    keyed(
+        &with("otlp_protocol = \"http/json\""),
+        &[],
+        "tracing.otlp_protocol",
+        "grpc",
+    );
+    keyed(
+        &with("otlp_endpoint = \"collector:4318\""),
+        &[],
+        "tracing.otlp_endpoint",
+        "http://",
+    );
+    keyed(
+        &with("otlp_endpoint = \"ftp://collector\""),
+        &[],
+        "tracing.otlp_endpoint",
+        "http://",
+    );
+    keyed(
+        &with("otlp_endpoint = \"https://c:4317\"\notlp_protocol = \"grpc\""),
+        &[],
+        "tracing.otlp_protocol",
+        "plaintext",
+    );
+    keyed(
+        &with("max_queue_size = 0"),
+        &[],
+        "tracing.max_queue_size",
+        "at least 1",
+    );
+    keyed(
+        &with("schedule_delay = \"soon\""),
+        &[],
+        "tracing.schedule_delay",
+        "duration",
+    );
+    keyed(&with("sampling = 1.0"), &[], "tracing.sampling", "");
+    keyed(
+        MIN,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+        "env OTEL_EXPORTER_OTLP_PROTOCOL",
+        "grpc",
+    );
+    keyed(
+        MIN,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")],
+        "env OTEL_EXPORTER_OTLP_ENDPOINT",
+        "URL",
+    );
+    keyed(
+        MIN,
+        &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
+        "env OTEL_EXPORTER_OTLP_TIMEOUT",
+        "milliseconds",
+    );
+    keyed(
+        MIN,
+        &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")],
+        "env OTEL_EXPORTER_OTLP_HEADERS",
+        "key=value",
+    );
+}

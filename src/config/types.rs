@@ -128,6 +128,8 @@ config_enums! {
     /// How requests reach the upstream: HTTP/1.1, HTTP/2 with prior knowledge over
     /// cleartext, or (for `https://`) whichever ALPN agrees on.
     pub enum UpstreamProtocol ("upstream protocol") { Http1 = "http1", H2c = "h2c", Auto = "auto", }
+    /// How spans go to the OTLP collector.
+    pub enum OtlpProtocol ("otlp_protocol") { HttpProtobuf = "http/protobuf", Grpc = "grpc", }
 }
 
 /// The `token_use` entry that makes an issuer non-Cognito (it cannot be combined).
