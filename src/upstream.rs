@@ -472,16 +472,7 @@ impl Upstream {
         let alpn_h1 =
             self.origin.scheme_str() == Some("https") && !io.connected().is_negotiated_h2();
         if alpn_h1 {
-            let (tx, conn) = Builder::new()
-                .handshake(io)
-                .await
-                .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream connection closed");
-                }
-            });
-            return Ok(Connected::H1(tx));
+            return Ok(Connected::H1(handshake_h1(io).await?));
         }
         let (tx, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -553,16 +544,7 @@ impl Upstream {
             .call(self.origin.clone())
             .await
             .map_err(UpstreamError::Connect)?;
-        let (tx, conn) = Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection closed");
-            }
-        });
-        Ok(tx)
+        handshake_h1(io).await
     }
 
     /// Ties `tx` (and the `max_connections` permit) to the response body, so the
@@ -595,6 +577,24 @@ impl Upstream {
 
 /// Closes expired idle connections every half `idle_timeout` (at least every second) while
 /// the pool lives.
+/// An HTTP/1.1 connection over `io`, driven by its own task (upgrades included) until it
+/// closes.
+async fn handshake_h1<T>(io: T) -> Result<Sender, UpstreamError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (tx, conn) = Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection closed");
+        }
+    });
+    Ok(tx)
+}
+
 async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
     let period = (idle_timeout / 2).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
