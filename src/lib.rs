@@ -45,6 +45,7 @@ pub mod session;
 pub mod state;
 pub mod tls;
 pub mod token;
+pub mod otlp;
 pub mod trace;
 pub mod upstream;
 pub mod verify;

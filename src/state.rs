@@ -132,7 +132,7 @@ pub struct KeyStores {
     albs: Mutex<Vec<(AlbKeysKey, Arc<AlbKeys>)>>,
     limiters: Mutex<Vec<(LimiterKey, Arc<Limiter>)>>,
     /// The span exporter, kept across reloads that leave `[tracing]` as it was.
-    exporters: crate::trace::Exporters,
+    exporters: crate::otlp::Exporters,
 }
 
 impl KeyStores {

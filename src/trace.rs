@@ -1,24 +1,20 @@
-//! W3C trace context and OpenTelemetry spans (`[tracing]`).
+//! W3C trace context and the request's span (`[tracing]`).
 //!
 //! Every request gets a [`Trace`] when it starts ([`Tracing::begin`], from its `traceparent`
 //! and `tracestate`, read with the OpenTelemetry `TraceContextPropagator`), which the
 //! upstream request carries on ([`Trace::inject`]) and the access log line names
 //! ([`Trace::trace_id`]). With `propagate = false` there is none: the headers are neither
-//! read nor forwarded (the client's copies are removed).
+//! read nor forwarded (the client's copies are removed). Sampling is the SDK's
+//! `ParentBased(TraceIdRatioBased(sample_ratio))`.
 //!
-//! With an OTLP endpoint, a sampled request's one span (kind server) is built when the
+//! With an OTLP endpoint, a sampled request's one span (kind server) is made when the
 //! request ends ([`Tracing::end`]), with the start time it had and the timings learned on the
-//! way as events, and handed to the SDK's batch span processor: a bounded queue, exported
-//! off the request path by the SDK's own thread. Nothing of the SDK runs per request before
-//! that, and nothing at all without an endpoint: the default costs a header lookup and,
-//! when the client sent no `traceparent`, one made (24 random bytes, one header value).
-//!
-//! Drops are counted in `sidecar_trace_spans_dropped_total`: a span that finds the queue
-//! full (counted by a gate of our own in front of the SDK's queue, which is never smaller
-//! than ours, so the SDK itself never drops one silently) and every span of an export that
-//! failed (the exporter is wrapped, [`Counted`]).
+//! way as events, as a compact [`crate::otlp::SpanRecord`] handed to the exporter's bounded
+//! queue; `crate::otlp` turns it into OTLP protobuf and sends it, off the request path.
+//! Nothing of the export runs per request before that, and nothing at all without an
+//! endpoint: the default costs a header lookup and, when the client sent no `traceparent`,
+//! one made (24 random bytes, one header value).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,19 +22,13 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::text_map_propagator::TextMapPropagator;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{
-    Event, Link, SamplingDecision, SamplingResult, SpanContext, SpanId, SpanKind, Status,
-    TraceContextExt, TraceId, Tracer as _, TracerProvider as _,
+    SamplingDecision, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId,
 };
-use opentelemetry::{Context, KeyValue, StringValue, Value};
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
-    SpanData, SpanExporter,
-};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, ShouldSample};
 
-use crate::config::{OtlpProtocol, TracingConfig};
+use crate::otlp::{unix_nanos, Exporter, Exporters, Method, Remote, SpanRecord, Verification};
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -52,244 +42,13 @@ pub struct Tracing {
     export: Option<Arc<Exporter>>,
     /// Route labels by rule index (the default rule last), issuer names by index: shared
     /// strings, so a span's attributes need not copy them.
-    labels: Vec<StringValue>,
-    issuers: Vec<StringValue>,
-    alb_issuers: Vec<StringValue>,
-}
-
-/// The SDK pipeline: provider, tracer, and the gate in front of its queue.
-pub struct Exporter {
-    /// What it was built for: a reload with the same settings keeps it.
-    key: String,
-    provider: SdkTracerProvider,
-    tracer: SdkTracer,
-    gate: Arc<Gate>,
-    dropped: prometheus::IntCounter,
-}
-
-/// Spans handed to the SDK and not yet taken by an export.
-#[derive(Debug)]
-struct Gate {
-    in_flight: AtomicUsize,
-    max: usize,
-}
-
-impl Gate {
-    fn try_enter(&self) -> bool {
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn leave(&self, n: usize) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
-                Some(m.saturating_sub(n))
-            });
-    }
-}
-
-/// The OTLP exporter, counting what it takes from the queue and what fails to go out.
-#[derive(Debug)]
-struct Counted<E> {
-    inner: E,
-    gate: Arc<Gate>,
-    dropped: prometheus::IntCounter,
-}
-
-impl<E: SpanExporter> SpanExporter for Counted<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len();
-        self.gate.leave(n);
-        let r = self.inner.export(batch).await;
-        if r.is_err() {
-            self.dropped.inc_by(n as u64);
-        }
-        r
-    }
-
-    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&mut self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource)
-    }
-}
-
-impl Exporter {
-    fn key_of(cfg: &TracingConfig) -> String {
-        format!(
-            "{:?} {} {:?} {} {:?} {:?} {} {:?}",
-            cfg.otlp_endpoint,
-            cfg.otlp_protocol,
-            cfg.headers,
-            cfg.max_queue_size,
-            cfg.schedule_delay,
-            cfg.timeout,
-            cfg.service_name,
-            cfg.sample_ratio.to_bits()
-        )
-    }
-
-    /// The pipeline for `cfg` (`None` without an endpoint). The gRPC exporter's channel
-    /// needs the Tokio runtime: build this inside it.
-    fn build(
-        cfg: &TracingConfig,
-        dropped: prometheus::IntCounter,
-    ) -> anyhow::Result<Option<Exporter>> {
-        let Some(endpoint) = &cfg.otlp_endpoint else {
-            return Ok(None);
-        };
-        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-        let inner = match cfg.otlp_protocol {
-            OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_http_client(http_client(cfg.timeout)?)
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone())
-                .with_timeout(cfg.timeout)
-                .with_headers(cfg.headers.iter().cloned().collect())
-                .build()?,
-            OtlpProtocol::Grpc => {
-                let mut metadata = tonic::metadata::MetadataMap::new();
-                for (k, v) in &cfg.headers {
-                    if let (Ok(k), Ok(v)) = (
-                        tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
-                        v.parse(),
-                    ) {
-                        metadata.insert(k, v);
-                    }
-                }
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint.clone())
-                    .with_timeout(cfg.timeout)
-                    .with_metadata(metadata)
-                    .build()?
-            }
-        };
-        let gate = Arc::new(Gate {
-            in_flight: AtomicUsize::new(0),
-            max: cfg.max_queue_size,
-        });
-        let exporter = Counted {
-            inner,
-            gate: Arc::clone(&gate),
-            dropped: dropped.clone(),
-        };
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(cfg.max_queue_size)
-            .with_max_export_batch_size(cfg.max_queue_size.min(512))
-            .with_scheduled_delay(cfg.schedule_delay)
-            .build();
-        let processor = BatchSpanProcessor::builder(exporter)
-            .with_batch_config(batch)
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_sampler(sampler_of(cfg.sample_ratio))
-            .with_resource(
-                Resource::builder_empty()
-                    .with_service_name(cfg.service_name.clone())
-                    .build(),
-            )
-            .build();
-        let tracer = provider.tracer("cognito-sidecar");
-        Ok(Some(Exporter {
-            key: Self::key_of(cfg),
-            provider,
-            tracer,
-            gate,
-            dropped,
-        }))
-    }
-
-    /// Exports what is queued and stops the processor's thread (blocking: call it off the
-    /// runtime's workers, [`shutdown`]).
-    fn shutdown(&self) {
-        if let Err(e) = self.provider.shutdown() {
-            tracing::debug!(error = %e, "trace exporter shutdown");
-        }
-    }
-}
-
-/// The exporter's HTTP client: blocking (the batch processor exports from its own thread),
-/// with the sidecar's TLS settings (aws-lc-rs, webpki roots) for an `https://` collector.
-/// Built on a thread of its own, as a blocking client cannot be built on the runtime.
-fn http_client(timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
-    let tls = crate::tls::client_config(None)?;
-    std::thread::spawn(move || {
-        reqwest::blocking::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(timeout)
-            .build()
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
-    .map_err(Into::into)
-}
-
-impl Drop for Exporter {
-    /// Shutting the processor down waits for its thread (and a last export): never on a
-    /// runtime worker, where the last state using an exporter may be dropped after a
-    /// reload. The thread holds the provider until it is shut down.
-    fn drop(&mut self) {
-        let provider = self.provider.clone();
-        let _ = std::thread::Builder::new()
-            .name("otlp-shutdown".into())
-            .spawn(move || {
-                let _ = provider.shutdown();
-            });
-    }
+    labels: Vec<Arc<str>>,
+    issuers: Vec<Arc<str>>,
+    alb_issuers: Vec<Arc<str>>,
 }
 
 fn sampler_of(ratio: f64) -> Sampler {
     Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
-}
-
-/// Keeps the exporter across reloads that do not change its settings.
-#[derive(Default)]
-pub struct Exporters {
-    current: std::sync::Mutex<Option<Arc<Exporter>>>,
-}
-
-impl Exporters {
-    /// The exporter for `cfg`: the running one if its settings are the same, else a new one.
-    fn get(
-        &self,
-        cfg: &TracingConfig,
-        dropped: &prometheus::IntCounter,
-    ) -> anyhow::Result<Option<Arc<Exporter>>> {
-        let mut cur = self.current.lock().expect("lock poisoned");
-        if cfg.otlp_endpoint.is_none() {
-            // The old one (if any) flushes when the last state using it goes.
-            *cur = None;
-            return Ok(None);
-        }
-        let key = Exporter::key_of(cfg);
-        if let Some(e) = cur.as_ref().filter(|e| e.key == key) {
-            return Ok(Some(Arc::clone(e)));
-        }
-        let e = Exporter::build(cfg, dropped.clone())?.map(Arc::new);
-        *cur = e.clone();
-        Ok(e)
-    }
-
-    /// On graceful stop: exports what is queued (within the export timeout).
-    pub async fn shutdown(&self) {
-        let e = self.current.lock().expect("lock poisoned").take();
-        if let Some(e) = e {
-            let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
-        }
-    }
 }
 
 impl Tracing {
@@ -299,7 +58,7 @@ impl Tracing {
         dropped: &prometheus::IntCounter,
     ) -> anyhow::Result<Tracing> {
         let cfg = &config.tracing;
-        let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
+        let shared = |s: &str| Arc::<str>::from(s);
         Ok(Tracing {
             propagate: cfg.propagate,
             trust_incoming: cfg.trust_incoming,
@@ -404,117 +163,73 @@ impl Tracing {
         if !ctx.export {
             return;
         }
-        if !export.gate.try_enter() {
-            export.dropped.inc();
-            return;
-        }
         let end = SystemTime::now();
         let start = ctx.started.unwrap_or(end);
-        let route = f.rule.map_or_else(
-            || Value::from("-"),
-            |r| {
-                let i = r.index.unwrap_or(self.labels.len().saturating_sub(1));
-                self.labels.get(i).map_or_else(
-                    || Value::from(r.label.clone()),
-                    |l| Value::String(l.clone()),
-                )
-            },
-        );
-        let method = method_str(f.method);
-        let mut attrs = Vec::with_capacity(16);
-        attrs.push(KeyValue::new("http.request.method", method.clone()));
-        if let Some(p) = f.path {
-            attrs.push(KeyValue::new("url.path", p.to_string()));
-        }
-        attrs.push(KeyValue::new("http.route", route.clone()));
-        attrs.push(KeyValue::new("http.response.status_code", f.status as i64));
-        attrs.push(KeyValue::new("sidecar.outcome", f.outcome));
-        // Only on the decision listener: a span without it is the proxy listener's. (No
-        // request id: the access log line names the trace id, which joins them.)
-        if ctx.decision {
-            attrs.push(KeyValue::new("sidecar.listener", "decision"));
-        }
-        if let Some(v) = f.issuer.and_then(|(alb, i)| {
+        let route = f.rule.map(|r| {
+            let i = r.index.unwrap_or(self.labels.len().saturating_sub(1));
+            self.labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(r.label.as_str()))
+        });
+        let issuer = f.issuer.and_then(|(alb, i)| {
             if alb {
                 self.alb_issuers.get(i)
             } else {
                 self.issuers.get(i)
             }
-        }) {
-            attrs.push(KeyValue::new("sidecar.issuer", Value::String(v.clone())));
-        }
-        if let Some(v) = f.sub {
-            attrs.push(KeyValue::new("enduser.id", v.to_string()));
-        }
-        if let Some(v) = f.client_id {
-            attrs.push(KeyValue::new("sidecar.client_id", v.to_string()));
-        }
-        // Timings: events without attributes of their own (their times say when), the
-        // durations as span attributes: a few words each, no allocation.
-        let mut events = Vec::new();
-        if let Some((at, took, hit)) = ctx.verified.get() {
-            attrs.push(KeyValue::new("sidecar.token_cache_hit", hit));
-            attrs.push(KeyValue::new("sidecar.verify_us", took.as_micros() as i64));
-            events.reserve(3);
-            events.push(Event::new(
-                "token verified",
-                wall(start, ctx.started_at, at),
-                Vec::new(),
-                0,
-            ));
-        }
-        if let Some(at) = ctx.upstream_at.get() {
-            let sent = wall(start, ctx.started_at, at);
-            if f.outcome == "forwarded" {
-                let took = end.duration_since(sent).unwrap_or_default();
-                attrs.push(KeyValue::new(
-                    "sidecar.upstream_us",
-                    took.as_micros() as i64,
-                ));
-                events.push(Event::new("upstream response headers", end, Vec::new(), 0));
-            }
-        }
-        let name = match &route {
-            Value::String(r) if r.as_str() != "-" => format!("{} {}", method.as_str(), r.as_str()),
-            _ => method.as_str().to_string(),
-        };
-        let mut b = export
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(start)
-            .with_end_time(end)
-            .with_attributes(attrs)
-            .with_events(events);
-        if f.status >= 500 {
-            b = b.with_status(Status::error(""));
-        }
-        if let Some(l) = &ctx.link {
-            b = b.with_links(vec![Link::with_context(l.clone())]);
-        }
-        b.trace_id = Some(ctx.trace_id);
-        b.span_id = Some(ctx.span_id);
-        let trace_state = ctx
-            .parent
-            .as_ref()
-            .map(|p| p.trace_state().clone())
-            .unwrap_or_default();
-        b.sampling_result = Some(SamplingResult {
-            decision: SamplingDecision::RecordAndSample,
-            attributes: Vec::new(),
-            trace_state,
         });
-        let parent_cx = match &ctx.parent {
-            Some(p) => Context::new().with_remote_span_context(p.clone()),
-            None => Context::new(),
-        };
-        // The span's end time was given: ending it now hands it to the processor.
-        drop(export.tracer.build_with_context(b, &parent_cx));
+        let verified = ctx.verified.get().map(|(at, took, hit)| Verification {
+            at: unix_nanos(wall(start, ctx.started_at, at)),
+            micros: micros(took),
+            cache_hit: hit,
+        });
+        let upstream = ctx
+            .upstream_at
+            .get()
+            .filter(|_| f.outcome == "forwarded")
+            .map(|at| {
+                let sent = wall(start, ctx.started_at, at);
+                (micros(end.duration_since(sent).unwrap_or_default()), unix_nanos(end))
+            });
+        export.push(SpanRecord {
+            trace_id: ctx.trace_id.to_bytes(),
+            span_id: ctx.span_id.to_bytes(),
+            parent: ctx.parent.as_ref().map(remote),
+            link: ctx.link.as_ref().map(remote),
+            start: unix_nanos(start),
+            end: unix_nanos(end),
+            method: method_of(f.method),
+            path: f.path.map(Into::into),
+            route,
+            status: f.status,
+            outcome: f.outcome,
+            decision: ctx.decision,
+            issuer: issuer.cloned(),
+            sub: f.sub.map(Into::into),
+            client_id: f.client_id.map(Into::into),
+            verified,
+            upstream,
+        });
     }
 }
 
-/// The method as a shared string: the standard ones without allocating.
-fn method_str(m: &http::Method) -> StringValue {
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A caller's span context, for the record.
+fn remote(sc: &SpanContext) -> Remote {
+    Remote {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+        flags: sc.trace_flags().to_u8(),
+        trace_state: sc.trace_state().header(),
+    }
+}
+
+/// The method for the span: the standard ones without allocating.
+fn method_of(m: &http::Method) -> Method {
     use http::Method as M;
     let s: &'static str = match *m {
         M::GET => "GET",
@@ -526,9 +241,9 @@ fn method_str(m: &http::Method) -> StringValue {
         M::OPTIONS => "OPTIONS",
         M::CONNECT => "CONNECT",
         M::TRACE => "TRACE",
-        _ => return StringValue::from(m.as_str().to_string()),
+        _ => return Method::Other(m.as_str().into()),
     };
-    StringValue::from(s)
+    Method::Standard(s)
 }
 
 /// The wall-clock time of `at`, an `Instant` after `started_at` (taken with `start`).
@@ -913,17 +628,5 @@ mod tests {
             fuzz_trace_context(short.as_bytes(), b"").as_deref(),
             Some(TP)
         );
-    }
-
-    #[test]
-    fn the_gate_holds_at_most_max() {
-        let g = Gate {
-            in_flight: AtomicUsize::new(0),
-            max: 2,
-        };
-        assert!(g.try_enter() && g.try_enter());
-        assert!(!g.try_enter());
-        g.leave(5);
-        assert!(g.try_enter());
     }
 }
