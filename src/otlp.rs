@@ -53,19 +53,55 @@ pub struct Remote {
     pub trace_state: String,
 }
 
-/// The method of a request: the standard ones without allocating.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Method {
-    Standard(&'static str),
-    Other(Box<str>),
+/// The strings a span names, each set at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// A method other than the standard ones ([`SpanRecord::method`]).
+    Method,
+    /// The normalised path (never the query).
+    Path,
+    /// The route's label (absent: no route was chosen, `"-"`).
+    Route,
+    /// The verifying issuer's name.
+    Issuer,
+    Sub,
+    ClientId,
 }
 
-impl Method {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Method::Standard(m) => m,
-            Method::Other(m) => m,
+/// A record's strings in one buffer, inline up to 192 bytes: a typical request's method,
+/// path, route, issuer, `sub` and `client_id` cost no allocation, and nothing is shared with
+/// the request's thread (no reference count both threads touch).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Texts {
+    buf: smallvec::SmallVec<[u8; 192]>,
+    /// (start, end) in `buf` of each [`Text`]; start > end: absent.
+    at: [(u32, u32); 6],
+}
+
+impl Texts {
+    pub fn new() -> Texts {
+        Texts {
+            buf: smallvec::SmallVec::new(),
+            at: [(1, 0); 6],
         }
+    }
+
+    pub fn set(&mut self, t: Text, s: &str) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(s.as_bytes());
+        let end = self.buf.len();
+        if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) {
+            self.at[t as usize] = (start, end);
+        }
+    }
+
+    pub fn get(&self, t: Text) -> Option<&str> {
+        let (start, end) = self.at[t as usize];
+        if start > end {
+            return None;
+        }
+        // Whole strings were appended, so the slice is UTF-8.
+        std::str::from_utf8(self.buf.get(start as usize..end as usize)?).ok()
     }
 }
 
@@ -78,7 +114,7 @@ pub struct Verification {
 }
 
 /// One finished request's span, as the request's thread hands it over. The span's name and
-/// attributes are derived from it on the export thread ([`span_of`] says which).
+/// attributes are derived from it on the export thread ([`attributes`] says which).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanRecord {
     pub trace_id: [u8; 16],
@@ -90,21 +126,24 @@ pub struct SpanRecord {
     /// Unix nanoseconds.
     pub start: u64,
     pub end: u64,
-    pub method: Method,
-    /// The normalised path (never the query).
-    pub path: Option<Box<str>>,
-    /// The route's label (`None`: no route was chosen, `"-"`).
-    pub route: Option<Arc<str>>,
+    /// A standard method; `None`: [`Text::Method`].
+    pub method: Option<&'static str>,
+    pub texts: Texts,
     pub status: u16,
     pub outcome: &'static str,
     /// On the decision listener.
     pub decision: bool,
-    pub issuer: Option<Arc<str>>,
-    pub sub: Option<Box<str>>,
-    pub client_id: Option<Box<str>>,
     pub verified: Option<Verification>,
     /// Forwarded: the upstream's time to response headers (µs), and when they came.
     pub upstream: Option<(i64, u64)>,
+}
+
+impl SpanRecord {
+    fn method(&self) -> &str {
+        self.method
+            .or_else(|| self.texts.get(Text::Method))
+            .unwrap_or("")
+    }
 }
 
 /// Unix nanoseconds of `t` (0 before 1970).
@@ -145,9 +184,12 @@ impl Shared {
         }
     }
 
-    /// Waits until a batch is full, `deadline` passed or a stop was asked, and takes up to
-    /// one batch. Returns it, and whether to stop once the queue is empty.
-    fn take(&self, deadline: Instant) -> (Vec<SpanRecord>, bool) {
+    /// Waits until a batch is full, `deadline` passed or a stop was asked, and takes what
+    /// is queued, leaving `spare` (empty, its capacity kept) in its place: the two buffers
+    /// take turns, so pushing never allocates once they have grown. Returns the spans, and
+    /// whether to stop once the queue is empty.
+    fn take(&self, deadline: Instant, spare: Vec<SpanRecord>) -> (Vec<SpanRecord>, bool) {
+        debug_assert!(spare.is_empty());
         let mut q = self.queue.lock().expect("lock poisoned");
         loop {
             if q.stop || q.spans.len() >= self.batch {
@@ -159,12 +201,7 @@ impl Shared {
             }
             q = self.ready.wait_timeout(q, deadline - now).expect("lock poisoned").0;
         }
-        let batch = if q.spans.len() <= self.batch {
-            std::mem::replace(&mut q.spans, Vec::with_capacity(self.batch.min(64)))
-        } else {
-            q.spans.drain(..self.batch).collect()
-        };
-        (batch, q.stop)
+        (std::mem::replace(&mut q.spans, spare), q.stop)
     }
 
     fn stop(&self) {
@@ -325,16 +362,19 @@ fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Dur
         Connected::new(sink)
     };
     let mut scratch = Vec::new();
+    let mut spare = Vec::new();
     let mut next = Instant::now() + delay;
     loop {
-        let (batch, stopping) = shared.take(next);
-        if Instant::now() >= next || batch.len() >= shared.batch {
+        let (mut spans, stopping) = shared.take(next, spare);
+        if Instant::now() >= next || spans.len() >= shared.batch {
             next = Instant::now() + delay;
         }
-        if !batch.is_empty() {
+        if spans.is_empty() && stopping {
+            return;
+        }
+        for batch in spans.chunks(shared.batch) {
             let n = batch.len() as u64;
-            let body = encode_request(&batch, service, &mut scratch);
-            drop(batch);
+            let body = encode_request(batch, service, &mut scratch);
             let sent = rt.block_on(async { tokio::time::timeout(timeout, sink.send(body)).await });
             let lost = match sent {
                 Ok(Ok(rejected)) => rejected.min(n),
@@ -348,9 +388,9 @@ fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Dur
                 }
             };
             shared.dropped.inc_by(lost);
-        } else if stopping {
-            return;
         }
+        spans.clear();
+        spare = spans;
     }
 }
 
@@ -508,23 +548,24 @@ enum Attr<'a> {
 /// only), `sidecar.issuer`, `enduser.id`, `sidecar.client_id`, `sidecar.token_cache_hit`,
 /// `sidecar.verify_us`, `sidecar.upstream_us`, each when known.
 fn attributes<'a>(r: &'a SpanRecord, mut each: impl FnMut(&'static str, Attr<'a>)) {
-    each("http.request.method", Attr::Str(r.method.as_str()));
-    if let Some(p) = &r.path {
+    let t = &r.texts;
+    each("http.request.method", Attr::Str(r.method()));
+    if let Some(p) = t.get(Text::Path) {
         each("url.path", Attr::Str(p));
     }
-    each("http.route", Attr::Str(r.route.as_deref().unwrap_or("-")));
+    each("http.route", Attr::Str(t.get(Text::Route).unwrap_or("-")));
     each("http.response.status_code", Attr::Int(i64::from(r.status)));
     each("sidecar.outcome", Attr::Str(r.outcome));
     if r.decision {
         each("sidecar.listener", Attr::Str("decision"));
     }
-    if let Some(v) = &r.issuer {
+    if let Some(v) = t.get(Text::Issuer) {
         each("sidecar.issuer", Attr::Str(v));
     }
-    if let Some(v) = &r.sub {
+    if let Some(v) = t.get(Text::Sub) {
         each("enduser.id", Attr::Str(v));
     }
-    if let Some(v) = &r.client_id {
+    if let Some(v) = t.get(Text::ClientId) {
         each("sidecar.client_id", Attr::Str(v));
     }
     if let Some(v) = &r.verified {
@@ -548,8 +589,8 @@ fn events(r: &SpanRecord, mut each: impl FnMut(&'static str, u64)) {
 
 fn span_name(r: &SpanRecord) -> (&str, Option<&str>) {
     (
-        r.method.as_str(),
-        r.route.as_deref().filter(|route| *route != "-"),
+        r.method(),
+        r.texts.get(Text::Route).filter(|route| *route != "-"),
     )
 }
 
@@ -685,6 +726,7 @@ pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>
     let mut name = String::new();
     for r in batch {
         scratch.clear();
+        scratch.reserve(512);
         put_span(scratch, r, &mut name);
         put_len_key(&mut spans, 2, scratch.len());
         spans.put_slice(scratch);
@@ -877,15 +919,11 @@ mod tests {
             link: None,
             start: 1,
             end: 2,
-            method: Method::Standard("GET"),
-            path: None,
-            route: None,
+            method: Some("GET"),
+            texts: Texts::new(),
             status: 200,
             outcome: "forwarded",
             decision: false,
-            issuer: None,
-            sub: None,
-            client_id: None,
             verified: None,
             upstream: None,
         }
@@ -907,15 +945,21 @@ mod tests {
             }),
             start: 1_764_000_000_123_456_789,
             end: 1_764_000_000_124_000_000,
-            method: Method::Other("PROPFIND".into()),
-            path: Some("/orders/42/ünï".into()),
-            route: Some(Arc::from("orders")),
+            method: None,
+            texts: {
+                let mut t = Texts::new();
+                t.set(Text::Method, "PROPFIND");
+                t.set(Text::Path, "/orders/42/ünï");
+                t.set(Text::Route, "orders");
+                t.set(Text::Issuer, "cognito");
+                // Past the inline buffer.
+                t.set(Text::Sub, &"s".repeat(200));
+                t.set(Text::ClientId, "abc");
+                t
+            },
             status: 503,
             outcome: "upstream_unavailable",
             decision: true,
-            issuer: Some(Arc::from("cognito")),
-            sub: Some("s".repeat(200).into()),
-            client_id: Some("abc".into()),
             verified: Some(Verification {
                 at: 1_764_000_000_123_500_000,
                 micros: 0,
@@ -940,27 +984,43 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_and_counts() {
+    fn a_full_queue_drops_and_counts_and_the_buffers_take_turns() {
         let s = shared(3, 2);
         for i in 0..5 {
             s.push(record(i));
         }
         assert_eq!(s.dropped.get(), 2);
-        // A full batch is taken at once, whatever the deadline; the rest on the next take.
+        // A full batch is taken at once, whatever the deadline.
         let far = Instant::now() + Duration::from_secs(3600);
-        let (b, stop) = s.take(far);
-        assert_eq!(b.iter().map(|r| r.trace_id[0]).collect::<Vec<_>>(), [0, 1]);
+        let (mut b, stop) = s.take(far, Vec::with_capacity(8));
+        assert_eq!(b.iter().map(|r| r.trace_id[0]).collect::<Vec<_>>(), [0, 1, 2]);
         assert!(!stop);
+        // The spare given is the queue now: pushing into it does not allocate.
         s.push(record(9));
-        let (b, _) = s.take(far);
-        assert_eq!(b.iter().map(|r| r.trace_id[0]).collect::<Vec<_>>(), [2, 9]);
+        assert_eq!(s.queue.lock().unwrap().spans.capacity(), 8);
+        b.clear();
         // Past the deadline, a partial batch goes; a stop is reported.
-        s.push(record(7));
-        let (b, stop) = s.take(Instant::now());
+        let (mut b, stop) = s.take(Instant::now(), b);
         assert_eq!((b.len(), stop), (1, false));
+        b.clear();
         s.stop();
-        let (b, stop) = s.take(far);
+        let (b, stop) = s.take(far, b);
         assert!(b.is_empty() && stop);
+    }
+
+    #[test]
+    fn texts_hold_each_string_once_inline_or_not() {
+        let mut t = Texts::new();
+        assert_eq!(t.get(Text::Path), None);
+        t.set(Text::Path, "");
+        t.set(Text::Sub, "ü");
+        assert_eq!(t.get(Text::Path), Some(""));
+        assert_eq!(t.get(Text::Sub), Some("ü"));
+        assert_eq!(t.get(Text::Route), None);
+        let long = "x".repeat(1000);
+        t.set(Text::Route, &long);
+        assert_eq!(t.get(Text::Route), Some(long.as_str()));
+        assert_eq!(t.get(Text::Sub), Some("ü"));
     }
 
     #[test]
@@ -969,6 +1029,18 @@ mod tests {
             vec![record(1)],
             vec![full(2)],
             vec![record(3), full(4), record(5)],
+            vec![SpanRecord {
+                texts: {
+                    let mut t = Texts::new();
+                    t.set(Text::Path, "");
+                    t.set(Text::Sub, "");
+                    t.set(Text::Route, "-");
+                    t
+                },
+                status: 0,
+                start: 0,
+                ..record(6)
+            }],
             (0..200).map(|i| if i % 2 == 0 { full(i) } else { record(i) }).collect(),
         ];
         let mut scratch = Vec::new();

@@ -28,7 +28,7 @@ use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, ShouldSample};
 
-use crate::otlp::{unix_nanos, Exporter, Exporters, Method, Remote, SpanRecord, Verification};
+use crate::otlp::{unix_nanos, Exporter, Exporters, Remote, SpanRecord, Text, Texts, Verification};
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -40,11 +40,9 @@ pub struct Tracing {
     /// `ParentBased(TraceIdRatioBased(sample_ratio))`.
     sampler: Sampler,
     export: Option<Arc<Exporter>>,
-    /// Route labels by rule index (the default rule last), issuer names by index: shared
-    /// strings, so a span's attributes need not copy them.
-    labels: Vec<Arc<str>>,
-    issuers: Vec<Arc<str>>,
-    alb_issuers: Vec<Arc<str>>,
+    /// Issuer names by index.
+    issuers: Vec<Box<str>>,
+    alb_issuers: Vec<Box<str>>,
 }
 
 fn sampler_of(ratio: f64) -> Sampler {
@@ -58,21 +56,14 @@ impl Tracing {
         dropped: &prometheus::IntCounter,
     ) -> anyhow::Result<Tracing> {
         let cfg = &config.tracing;
-        let shared = |s: &str| Arc::<str>::from(s);
+        let name = |s: &str| Box::<str>::from(s);
         Ok(Tracing {
             propagate: cfg.propagate,
             trust_incoming: cfg.trust_incoming,
             sampler: sampler_of(cfg.sample_ratio),
             export: exporters.get(cfg, dropped)?,
-            labels: config
-                .routes
-                .rules()
-                .iter()
-                .chain(std::iter::once(config.routes.default_rule()))
-                .map(|r| shared(&r.label))
-                .collect(),
-            issuers: config.issuers.iter().map(|i| shared(&i.name)).collect(),
-            alb_issuers: config.alb_issuers.iter().map(|i| shared(&i.name)).collect(),
+            issuers: config.issuers.iter().map(|i| name(&i.name)).collect(),
+            alb_issuers: config.alb_issuers.iter().map(|i| name(&i.name)).collect(),
         })
     }
 
@@ -165,20 +156,32 @@ impl Tracing {
         }
         let end = SystemTime::now();
         let start = ctx.started.unwrap_or(end);
-        let route = f.rule.map(|r| {
-            let i = r.index.unwrap_or(self.labels.len().saturating_sub(1));
-            self.labels
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(r.label.as_str()))
-        });
-        let issuer = f.issuer.and_then(|(alb, i)| {
+        let mut texts = Texts::new();
+        let method = standard_method(f.method);
+        if method.is_none() {
+            texts.set(Text::Method, f.method.as_str());
+        }
+        if let Some(p) = f.path {
+            texts.set(Text::Path, p);
+        }
+        if let Some(r) = f.rule {
+            texts.set(Text::Route, &r.label);
+        }
+        if let Some(v) = f.issuer.and_then(|(alb, i)| {
             if alb {
                 self.alb_issuers.get(i)
             } else {
                 self.issuers.get(i)
             }
-        });
+        }) {
+            texts.set(Text::Issuer, v);
+        }
+        if let Some(v) = f.sub {
+            texts.set(Text::Sub, v);
+        }
+        if let Some(v) = f.client_id {
+            texts.set(Text::ClientId, v);
+        }
         let verified = ctx.verified.get().map(|(at, took, hit)| Verification {
             at: unix_nanos(wall(start, ctx.started_at, at)),
             micros: micros(took),
@@ -199,15 +202,11 @@ impl Tracing {
             link: ctx.link.as_ref().map(remote),
             start: unix_nanos(start),
             end: unix_nanos(end),
-            method: method_of(f.method),
-            path: f.path.map(Into::into),
-            route,
+            method,
+            texts,
             status: f.status,
             outcome: f.outcome,
             decision: ctx.decision,
-            issuer: issuer.cloned(),
-            sub: f.sub.map(Into::into),
-            client_id: f.client_id.map(Into::into),
             verified,
             upstream,
         });
@@ -228,10 +227,10 @@ fn remote(sc: &SpanContext) -> Remote {
     }
 }
 
-/// The method for the span: the standard ones without allocating.
-fn method_of(m: &http::Method) -> Method {
+/// A standard method's name, as a static string.
+fn standard_method(m: &http::Method) -> Option<&'static str> {
     use http::Method as M;
-    let s: &'static str = match *m {
+    Some(match *m {
         M::GET => "GET",
         M::POST => "POST",
         M::PUT => "PUT",
@@ -241,9 +240,8 @@ fn method_of(m: &http::Method) -> Method {
         M::OPTIONS => "OPTIONS",
         M::CONNECT => "CONNECT",
         M::TRACE => "TRACE",
-        _ => return Method::Other(m.as_str().into()),
-    };
-    Method::Standard(s)
+        _ => return None,
+    })
 }
 
 /// The wall-clock time of `at`, an `Instant` after `started_at` (taken with `start`).
@@ -464,7 +462,6 @@ pub fn fuzz_trace_context(traceparent_value: &[u8], tracestate_value: &[u8]) -> 
             trust_incoming: trust,
             sampler: sampler_of(0.5),
             export: None,
-            labels: Vec::new(),
             issuers: Vec::new(),
             alb_issuers: Vec::new(),
         };
@@ -555,7 +552,6 @@ mod tests {
             trust_incoming: trust,
             sampler: sampler_of(ratio),
             export: None,
-            labels: Vec::new(),
             issuers: Vec::new(),
             alb_issuers: Vec::new(),
         }
