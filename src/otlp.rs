@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut as _, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encode_varint, encoded_len_varint, WireType};
 use prost::Message as _;
 
 use crate::config::{OtlpProtocol, TracingConfig};
@@ -95,13 +95,18 @@ impl Texts {
         }
     }
 
-    pub fn get(&self, t: Text) -> Option<&str> {
+    /// The string's bytes (UTF-8: whole strings were appended). The encoder writes them as
+    /// they are; protobuf strings are UTF-8 bytes on the wire.
+    pub fn bytes(&self, t: Text) -> Option<&[u8]> {
         let (start, end) = self.at[t as usize];
         if start > end {
             return None;
         }
-        // Whole strings were appended, so the slice is UTF-8.
-        std::str::from_utf8(self.buf.get(start as usize..end as usize)?).ok()
+        self.buf.get(start as usize..end as usize)
+    }
+
+    pub fn get(&self, t: Text) -> Option<&str> {
+        std::str::from_utf8(self.bytes(t)?).ok()
     }
 }
 
@@ -139,10 +144,11 @@ pub struct SpanRecord {
 }
 
 impl SpanRecord {
-    fn method(&self) -> &str {
-        self.method
-            .or_else(|| self.texts.get(Text::Method))
-            .unwrap_or("")
+    fn method(&self) -> &[u8] {
+        match self.method {
+            Some(m) => m.as_bytes(),
+            None => self.texts.bytes(Text::Method).unwrap_or_default(),
+        }
     }
 }
 
@@ -535,9 +541,9 @@ fn flags(trace_flags: u8, remote: bool) -> u32 {
     f
 }
 
-/// A span attribute's value.
+/// A span attribute's value (a string as its UTF-8 bytes).
 enum Attr<'a> {
-    Str(&'a str),
+    Str(&'a [u8]),
     Int(i64),
     Bool(bool),
 }
@@ -550,22 +556,25 @@ enum Attr<'a> {
 fn attributes<'a>(r: &'a SpanRecord, mut each: impl FnMut(&'static str, Attr<'a>)) {
     let t = &r.texts;
     each("http.request.method", Attr::Str(r.method()));
-    if let Some(p) = t.get(Text::Path) {
+    if let Some(p) = t.bytes(Text::Path) {
         each("url.path", Attr::Str(p));
     }
-    each("http.route", Attr::Str(t.get(Text::Route).unwrap_or("-")));
+    each(
+        "http.route",
+        Attr::Str(t.bytes(Text::Route).unwrap_or(b"-")),
+    );
     each("http.response.status_code", Attr::Int(i64::from(r.status)));
-    each("sidecar.outcome", Attr::Str(r.outcome));
+    each("sidecar.outcome", Attr::Str(r.outcome.as_bytes()));
     if r.decision {
-        each("sidecar.listener", Attr::Str("decision"));
+        each("sidecar.listener", Attr::Str(b"decision"));
     }
-    if let Some(v) = t.get(Text::Issuer) {
+    if let Some(v) = t.bytes(Text::Issuer) {
         each("sidecar.issuer", Attr::Str(v));
     }
-    if let Some(v) = t.get(Text::Sub) {
+    if let Some(v) = t.bytes(Text::Sub) {
         each("enduser.id", Attr::Str(v));
     }
-    if let Some(v) = t.get(Text::ClientId) {
+    if let Some(v) = t.bytes(Text::ClientId) {
         each("sidecar.client_id", Attr::Str(v));
     }
     if let Some(v) = &r.verified {
@@ -587,46 +596,63 @@ fn events(r: &SpanRecord, mut each: impl FnMut(&'static str, u64)) {
     }
 }
 
-fn span_name(r: &SpanRecord) -> (&str, Option<&str>) {
+fn span_name(r: &SpanRecord) -> (&[u8], Option<&[u8]>) {
     (
         r.method(),
-        r.texts.get(Text::Route).filter(|route| *route != "-"),
+        r.texts.bytes(Text::Route).filter(|route| *route != b"-"),
     )
 }
 
 // The protobuf writing: proto3 as prost writes it (defaults omitted, a oneof's value always
 // written, fields in tag order).
 
+/// A varint; most here are one byte (tags, short lengths).
+#[inline]
+fn varint(buf: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        buf.push(v as u8);
+    } else {
+        encode_varint(v, buf);
+    }
+}
+
+/// A field's key: its number and wire type (`field << 3 | type`).
+#[inline]
+fn key(buf: &mut Vec<u8>, field: u32, wire: WireType) {
+    varint(buf, u64::from(field) << 3 | wire as u64);
+}
+
+#[inline]
 fn put_len_key(buf: &mut Vec<u8>, field: u32, len: usize) {
-    encode_key(field, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+    key(buf, field, WireType::LengthDelimited);
+    varint(buf, len as u64);
 }
 
 fn put_bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
     if !b.is_empty() {
         put_len_key(buf, field, b.len());
-        buf.put_slice(b);
+        buf.extend_from_slice(b);
     }
 }
 
 fn put_fixed64(buf: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
-        encode_key(field, WireType::SixtyFourBit, buf);
-        buf.put_u64_le(v);
+        key(buf, field, WireType::SixtyFourBit);
+        buf.extend_from_slice(&v.to_le_bytes());
     }
 }
 
 fn put_fixed32(buf: &mut Vec<u8>, field: u32, v: u32) {
     if v != 0 {
-        encode_key(field, WireType::ThirtyTwoBit, buf);
-        buf.put_u32_le(v);
+        key(buf, field, WireType::ThirtyTwoBit);
+        buf.extend_from_slice(&v.to_le_bytes());
     }
 }
 
 fn put_varint(buf: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
-        encode_key(field, WireType::Varint, buf);
-        encode_varint(v, buf);
+        key(buf, field, WireType::Varint);
+        varint(buf, v);
     }
 }
 
@@ -636,7 +662,7 @@ fn field_len(len: usize) -> usize {
 }
 
 /// A `KeyValue` (common.v1) as field `field` of its parent.
-fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Attr<'_>) {
+fn put_key_value(buf: &mut Vec<u8>, field: u32, name: &str, value: &Attr<'_>) {
     // AnyValue: string_value = 1, bool_value = 2, int_value = 3 (the oneof's value is
     // written even when it is the default).
     let any = match value {
@@ -644,28 +670,28 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Attr<'_>) {
         Attr::Bool(_) => 2,
         Attr::Int(i) => 1 + encoded_len_varint(*i as u64),
     };
-    let kv = if key.is_empty() { 0 } else { field_len(key.len()) } + field_len(any);
+    let kv = if name.is_empty() { 0 } else { field_len(name.len()) } + field_len(any);
     put_len_key(buf, field, kv);
-    put_bytes(buf, 1, key.as_bytes());
+    put_bytes(buf, 1, name.as_bytes());
     put_len_key(buf, 2, any);
     match value {
         Attr::Str(s) => {
             put_len_key(buf, 1, s.len());
-            buf.put_slice(s.as_bytes());
+            buf.extend_from_slice(s);
         }
         Attr::Bool(b) => {
-            encode_key(2, WireType::Varint, buf);
-            encode_varint(u64::from(*b), buf);
+            key(buf, 2, WireType::Varint);
+            buf.push(u8::from(*b));
         }
         Attr::Int(i) => {
-            encode_key(3, WireType::Varint, buf);
-            encode_varint(*i as u64, buf);
+            key(buf, 3, WireType::Varint);
+            varint(buf, *i as u64);
         }
     }
 }
 
 /// One `Span` (trace.v1), its fields only (no tag or length of its own).
-fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut String) {
+fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut Vec<u8>) {
     put_bytes(buf, 1, &r.trace_id);
     put_bytes(buf, 2, &r.span_id);
     if let Some(p) = &r.parent {
@@ -675,13 +701,13 @@ fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut String) {
     name.clear();
     match span_name(r) {
         (m, Some(route)) => {
-            name.push_str(m);
-            name.push(' ');
-            name.push_str(route);
+            name.extend_from_slice(m);
+            name.push(b' ');
+            name.extend_from_slice(route);
         }
-        (m, None) => name.push_str(m),
+        (m, None) => name.extend_from_slice(m),
     }
-    put_bytes(buf, 5, name.as_bytes());
+    put_bytes(buf, 5, name);
     put_varint(buf, 6, 2); // SPAN_KIND_SERVER
     put_fixed64(buf, 7, r.start);
     put_fixed64(buf, 8, r.end);
@@ -723,7 +749,7 @@ fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut String) {
 pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>) -> Bytes {
     // The spans, each as ScopeSpans.spans (field 2), into `spans`.
     let mut spans = Vec::with_capacity(batch.len() * 400);
-    let mut name = String::new();
+    let mut name = Vec::new();
     for r in batch {
         scratch.clear();
         scratch.reserve(512);
@@ -733,7 +759,7 @@ pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>
     }
     // Resource { attributes = 1: service.name }.
     scratch.clear();
-    put_key_value(scratch, 1, "service.name", &Attr::Str(service));
+    put_key_value(scratch, 1, "service.name", &Attr::Str(service.as_bytes()));
     let resource_len = scratch.len();
     // InstrumentationScope { name = 1 }.
     let scope_len = field_len(SCOPE.len());
@@ -819,7 +845,9 @@ mod tests {
                 key: k.to_string(),
                 value: Some(AnyValue {
                     value: Some(match v {
-                        Attr::Str(s) => any_value::Value::StringValue(s.to_string()),
+                        Attr::Str(s) => {
+                            any_value::Value::StringValue(String::from_utf8(s.to_vec()).unwrap())
+                        }
                         Attr::Int(i) => any_value::Value::IntValue(i),
                         Attr::Bool(b) => any_value::Value::BoolValue(b),
                     }),
@@ -835,9 +863,10 @@ mod tests {
                 dropped_attributes_count: 0,
             })
         });
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         let name = match span_name(r) {
-            (m, Some(route)) => format!("{m} {route}"),
-            (m, None) => m.to_string(),
+            (m, Some(route)) => format!("{} {}", text(m), text(route)),
+            (m, None) => text(m),
         };
         Span {
             trace_id: r.trace_id.to_vec(),
