@@ -178,7 +178,7 @@ impl Metrics {
             r,
             IntCounter::new(
                 "sidecar_trace_spans_dropped_total",
-                "Spans not exported: the batch queue ([tracing] max_queue_size) was full, or their export failed",
+                "Spans not exported: the batch queue ([tracing] max_queue_size) was full, their export failed, or the collector rejected them",
             )
             .expect("valid metric"),
         );

@@ -205,7 +205,11 @@ impl Shared {
             if now >= deadline {
                 break;
             }
-            q = self.ready.wait_timeout(q, deadline - now).expect("lock poisoned").0;
+            q = self
+                .ready
+                .wait_timeout(q, deadline - now)
+                .expect("lock poisoned")
+                .0;
         }
         (std::mem::replace(&mut q.spans, spare), q.stop)
     }
@@ -232,7 +236,7 @@ enum Sink {
         headers: http::HeaderMap,
     },
     Grpc {
-        endpoint: tonic::transport::Endpoint,
+        endpoint: Box<tonic::transport::Endpoint>,
         metadata: tonic::metadata::MetadataMap,
     },
 }
@@ -297,7 +301,10 @@ impl Exporter {
                 let endpoint = tonic::transport::Endpoint::from_shared(url.clone())?
                     .timeout(cfg.timeout)
                     .connect_timeout(cfg.timeout);
-                Sink::Grpc { endpoint, metadata }
+                Sink::Grpc {
+                    endpoint: Box::new(endpoint),
+                    metadata,
+                }
             }
         };
         let shared = Arc::new(Shared {
@@ -670,7 +677,11 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, name: &str, value: &Attr<'_>) {
         Attr::Bool(_) => 2,
         Attr::Int(i) => 1 + encoded_len_varint(*i as u64),
     };
-    let kv = if name.is_empty() { 0 } else { field_len(name.len()) } + field_len(any);
+    let kv = if name.is_empty() {
+        0
+    } else {
+        field_len(name.len())
+    } + field_len(any);
     put_len_key(buf, field, kv);
     put_bytes(buf, 1, name.as_bytes());
     put_len_key(buf, 2, any);
@@ -724,7 +735,11 @@ fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut Vec<u8>) {
         let state = l.trace_state.as_bytes();
         let len = field_len(16)
             + field_len(8)
-            + if state.is_empty() { 0 } else { field_len(state.len()) }
+            + if state.is_empty() {
+                0
+            } else {
+                field_len(state.len())
+            }
             + 5;
         put_len_key(buf, 13, len);
         put_bytes(buf, 1, &l.trace_id);
@@ -876,7 +891,10 @@ mod tests {
                 .as_ref()
                 .map(|p| p.trace_state.clone())
                 .unwrap_or_default(),
-            parent_span_id: r.parent.as_ref().map_or_else(Vec::new, |p| p.span_id.to_vec()),
+            parent_span_id: r
+                .parent
+                .as_ref()
+                .map_or_else(Vec::new, |p| p.span_id.to_vec()),
             flags: f(1, r.parent.is_some()),
             name,
             kind: span::SpanKind::Server as i32,
@@ -1022,7 +1040,10 @@ mod tests {
         // A full batch is taken at once, whatever the deadline.
         let far = Instant::now() + Duration::from_secs(3600);
         let (mut b, stop) = s.take(far, Vec::with_capacity(8));
-        assert_eq!(b.iter().map(|r| r.trace_id[0]).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            b.iter().map(|r| r.trace_id[0]).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert!(!stop);
         // The spare given is the queue now: pushing into it does not allocate.
         s.push(record(9));
@@ -1070,7 +1091,9 @@ mod tests {
                 start: 0,
                 ..record(6)
             }],
-            (0..200).map(|i| if i % 2 == 0 { full(i) } else { record(i) }).collect(),
+            (0..200)
+                .map(|i| if i % 2 == 0 { full(i) } else { record(i) })
+                .collect(),
         ];
         let mut scratch = Vec::new();
         for batch in &batches {

@@ -193,7 +193,10 @@ impl Tracing {
             .filter(|_| f.outcome == "forwarded")
             .map(|at| {
                 let sent = wall(start, ctx.started_at, at);
-                (micros(end.duration_since(sent).unwrap_or_default()), unix_nanos(end))
+                (
+                    micros(end.duration_since(sent).unwrap_or_default()),
+                    unix_nanos(end),
+                )
             });
         export.push(SpanRecord {
             trace_id: ctx.trace_id.to_bytes(),

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -80,6 +80,20 @@ fn hex(b: &[u8]) -> String {
 struct Inbox {
     spans: Mutex<Vec<Got>>,
     arrived: Notify,
+    /// What the receiver says it rejected of each export (`partial_success`).
+    reject: std::sync::atomic::AtomicI64,
+}
+
+impl Inbox {
+    fn answer(&self) -> ExportTraceServiceResponse {
+        let rejected_spans = self.reject.load(std::sync::atomic::Ordering::SeqCst);
+        ExportTraceServiceResponse {
+            partial_success: (rejected_spans > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans,
+                error_message: "over quota".into(),
+            }),
+        }
+    }
 }
 
 impl Inbox {
@@ -130,9 +144,7 @@ impl TraceService for Grpc {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.0.take(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(self.0.answer()))
     }
 }
 
@@ -156,9 +168,7 @@ impl Receiver {
                 match ExportTraceServiceRequest::decode(body) {
                     Ok(r) => {
                         ib.take(r);
-                        let ok = ExportTraceServiceResponse {
-                            partial_success: None,
-                        };
+                        let ok = ib.answer();
                         Response::builder()
                             .header("content-type", "application/x-protobuf")
                             .body(full(ok.encode_to_vec()))
@@ -518,4 +528,76 @@ async fn a_graceful_stop_exports_what_is_queued() {
     env.sidecar.shutdown().await;
     let spans = recv.wait_for(1).await;
     assert_eq!(spans[0].trace_id(), CALLER_TRACE);
+}
+
+#[tokio::test]
+async fn spans_a_collector_rejects_are_counted_over_http_and_grpc() {
+    for (recv, protocol) in [
+        (Receiver::http().await, "http/protobuf"),
+        (Receiver::grpc().await, "grpc"),
+    ] {
+        recv.inbox
+            .reject
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let env = Env::start(&tracing_section(
+            &recv.url(),
+            &format!("otlp_protocol = \"{protocol}\""),
+        ))
+        .await;
+        let token = sign(&access_claims(""));
+        let r = traced_get(&env, Some(&token), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // The collector took the export and said it rejected one span of it.
+        recv.wait_for(1).await;
+        let counted = async {
+            loop {
+                if dropped(&env.metrics().await) == 1 {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), counted)
+            .await
+            .unwrap_or_else(|_| panic!("{protocol}: the rejected span was not counted"));
+    }
+}
+
+#[tokio::test]
+async fn a_reload_keeps_an_unchanged_exporter_and_moves_to_a_new_collector() {
+    let first = Receiver::http().await;
+    let second = Receiver::grpc().await;
+    let env = Env::start(&tracing_section(&first.url(), "")).await;
+    let token = sign(&access_claims(""));
+    let text = |section: &str| config_text(&env.upstream.url(), &env.jwks.url(), section);
+    assert_eq!(traced_get(&env, Some(&token), None).await.status, 200);
+    first.wait_for(1).await;
+    // The same [tracing]: the same exporter, still sending to the first collector.
+    env.sidecar
+        .reload(config(&text(&tracing_section(&first.url(), ""))))
+        .unwrap();
+    assert_eq!(traced_get(&env, Some(&token), None).await.status, 200);
+    first.wait_for(2).await;
+    // Another collector and protocol: the next span goes there, none to the first.
+    env.sidecar
+        .reload(config(&text(&tracing_section(
+            &second.url(),
+            "otlp_protocol = \"grpc\"",
+        ))))
+        .unwrap();
+    let r = traced_get(&env, Some(&token), Some(&caller_traceparent(true))).await;
+    assert_eq!(r.status, 200);
+    let spans = second.wait_for(1).await;
+    assert_eq!(spans[0].trace_id(), CALLER_TRACE);
+    assert_eq!(first.inbox.spans.lock().unwrap().len(), 2);
+    // Without an endpoint: no spans, the context still goes on.
+    env.sidecar.reload(config(&text(""))).unwrap();
+    let r = traced_get(&env, Some(&token), Some(&caller_traceparent(true))).await;
+    assert_eq!(r.status, 200);
+    let (up_trace, up_parent, _) = parts(&upstream_traceparent(&env).unwrap());
+    assert_eq!(
+        (up_trace.as_str(), up_parent.as_str()),
+        (CALLER_TRACE, CALLER_SPAN)
+    );
+    assert_eq!(second.inbox.spans.lock().unwrap().len(), 1);
 }
