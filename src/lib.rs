@@ -6,7 +6,8 @@
 //! configuration, [`server::Sidecar::start`] binds and serves, [`lifecycle::run`] adds the
 //! signal handling (SIGHUP reload, SIGTERM/SIGINT drain).
 
-// No unsafe code, but for one audited call in `memory` (madvise), allowed there alone.
+// No unsafe code, but for two audited calls, each allowed where it is alone: `memory` (madvise)
+// and `otlp` (sched_setscheduler, the export thread's SCHED_BATCH).
 #![deny(unsafe_code)]
 
 pub mod access;

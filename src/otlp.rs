@@ -360,6 +360,7 @@ impl Drop for Exporter {
 
 /// The export thread. `service` is the resource's `service.name`.
 fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Duration) {
+    batch_scheduling();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -404,6 +405,27 @@ fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Dur
         }
         spans.clear();
         spare = spans;
+    }
+}
+
+/// Puts this thread under `SCHED_BATCH` (Linux): the same share of the CPU as any other
+/// thread, but waking it up (a batch is full, the delay passed) never preempts a running
+/// thread, so an export waits for the request threads' time slice instead of interrupting
+/// requests in flight on a busy machine.
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call, and
+        // pid 0 names the calling thread; the call reads `param` and changes nothing else.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the OTLP exporter keeps the default scheduling"
+            );
+        }
     }
 }
 
