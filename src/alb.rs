@@ -168,7 +168,7 @@ impl AlbKeysKey {
 /// fetch per `kid` at a time (concurrent requests wait for it), kept in a bounded cache (a key
 /// never changes behind its `kid`). A `kid` the server does not serve (404/403) is 401
 /// `unknown_kid`, and one it could not serve 503 `keys_unavailable`; either answer is
-/// remembered for `keys_min_refetch`, and at most [`FETCH_BURST`] fetches of uncached keys
+/// remembered for `keys_min_refetch`, and at most `FETCH_BURST` fetches of uncached keys
 /// happen per `keys_min_refetch` in all, so random `kid`s cannot make the sidecar hammer the
 /// key server.
 pub struct AlbKeys {

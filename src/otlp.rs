@@ -17,7 +17,7 @@
 //! it allocating and freeing their strings. So the wire bytes are written straight from the
 //! record with prost's encoding primitives, in the field numbers and order of the published
 //! protos; a test checks that they decode, through `opentelemetry-proto`'s own types, to
-//! exactly the message built the long way ([`span_of`]), and that the bytes are equal.
+//! exactly the message built the long way (the tests' `span_of`), and that the bytes are equal.
 //! Sampling (`ParentBased(TraceIdRatioBased)`) and propagation (`TraceContextPropagator`)
 //! stay the SDK's, in `crate::trace`.
 //!
@@ -56,7 +56,7 @@ pub struct Remote {
 /// The strings a span names, each set at most once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
-    /// A method other than the standard ones ([`SpanRecord::method`]).
+    /// A method other than the standard ones (`SpanRecord::method`).
     Method,
     /// The normalised path (never the query).
     Path,
@@ -119,7 +119,7 @@ pub struct Verification {
 }
 
 /// One finished request's span, as the request's thread hands it over. The span's name and
-/// attributes are derived from it on the export thread ([`attributes`] says which).
+/// attributes are derived from it on the export thread (`attributes` says which).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanRecord {
     pub trace_id: [u8; 16],

@@ -28,7 +28,7 @@
 //! 502.
 //!
 //! `protocol = "h2c"` (HTTP/2 with prior knowledge) and `"auto"` (ALPN, for `https://`)
-//! send requests as streams over a few shared HTTP/2 connections instead ([`H2`]): one
+//! send requests as streams over a few shared HTTP/2 connections instead (`H2`): one
 //! per slot, at most [`H2_CONNECTIONS`], chosen round-robin, opened on first use and again
 //! when closed. A stream beyond the upstream's `max_concurrent_streams` waits inside hyper
 //! for one to end, within the caller's `request_timeout`. The limits above still count
