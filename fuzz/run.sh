@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS_PER_TARGET [TARGET...]]     (default: 60 s, every target)
 #
 # Installs cargo-fuzz (pinned) if it is missing. Only the stable toolchain is needed:
-# RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. The sidecar forbids unsafe code, so the
+# RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. The sidecar has two audited unsafe calls (none on input), so the
 # targets run without a sanitizer (--sanitizer none): they look for panics and broken
 # properties (see each target's doc comment), at about twice the speed of ASan builds.
 # New corpus entries go to a temporary directory, not to fuzz/corpus; a crash is saved under

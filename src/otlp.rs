@@ -852,6 +852,121 @@ impl Exporters {
     }
 }
 
+/// For the fuzz target (`fuzz/fuzz_targets/otlp_encode.rs`): a record whose strings, numbers
+/// and caller context come from `data`, written by [`encode_request`] and read back with
+/// `opentelemetry-proto`'s own types. Panics if the bytes do not decode, or decode to other
+/// strings, times, ids or flags than the record's.
+#[doc(hidden)]
+pub fn fuzz_otlp_encode(data: &[u8]) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    let mut parts = data.split(|&b| b == 0);
+    let mut next = || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    let (method, path, route, issuer, sub, client_id, state, service) = (
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    );
+    let n = |i: usize| data.get(i).copied().unwrap_or(0);
+    let mut texts = Texts::new();
+    let texts_given = [
+        (Text::Method, &method),
+        (Text::Path, &path),
+        (Text::Route, &route),
+        (Text::Issuer, &issuer),
+        (Text::Sub, &sub),
+        (Text::ClientId, &client_id),
+    ];
+    for (t, v) in texts_given {
+        if !v.is_empty() || n(0) & 1 == 1 {
+            texts.set(t, v);
+        }
+    }
+    let remote = Remote {
+        trace_id: [n(1) | 1; 16],
+        span_id: [n(2) | 1; 8],
+        flags: n(3),
+        trace_state: state.clone(),
+    };
+    let r = SpanRecord {
+        trace_id: [n(4) | 1; 16],
+        span_id: [n(5) | 1; 8],
+        parent: (n(6) & 1 == 1).then(|| remote.clone()),
+        link: (n(6) & 2 == 2).then(|| remote.clone()),
+        start: u64::from_le_bytes([n(7), n(8), n(9), n(10), n(11), n(12), n(13), n(14)]),
+        end: u64::from(n(15)) << 56,
+        method: None,
+        texts,
+        status: u16::from_le_bytes([n(16), n(17)]),
+        outcome: "forwarded",
+        decision: n(18) & 1 == 1,
+        verified: (n(18) & 2 == 2).then_some(Verification {
+            at: u64::from(n(19)),
+            micros: -i64::from(n(20)),
+            cache_hit: n(21) & 1 == 1,
+        }),
+        upstream: (n(18) & 4 == 4).then_some((i64::MIN + i64::from(n(22)), u64::MAX)),
+    };
+    let mut scratch = Vec::new();
+    let bytes = encode_request(std::slice::from_ref(&r), &service, &mut scratch);
+    let req = ExportTraceServiceRequest::decode(bytes).expect("our bytes are OTLP");
+    let rs = &req.resource_spans[0];
+    let svc = &rs.resource.as_ref().expect("a resource").attributes[0];
+    assert_eq!(
+        svc.value.as_ref().and_then(|v| v.value.clone()),
+        Some(V::StringValue(service))
+    );
+    let span = &rs.scope_spans[0].spans[0];
+    assert_eq!(span.trace_id, r.trace_id);
+    assert_eq!(span.start_time_unix_nano, r.start);
+    assert_eq!(span.end_time_unix_nano, r.end);
+    match &r.parent {
+        Some(p) => {
+            assert_eq!(span.parent_span_id, p.span_id);
+            assert_eq!(span.trace_state, p.trace_state);
+            assert_eq!(span.flags, 0x301);
+        }
+        None => assert!(span.parent_span_id.is_empty() && span.flags == 0x101),
+    }
+    assert_eq!(span.links.len(), usize::from(r.link.is_some()));
+    let attr = |k: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+    };
+    let s = |v: Option<&str>| v.map(|v| V::StringValue(v.to_string()));
+    assert_eq!(
+        attr("http.request.method"),
+        s(Some(r.texts.get(Text::Method).unwrap_or("")))
+    );
+    assert_eq!(attr("url.path"), s(r.texts.get(Text::Path)));
+    assert_eq!(
+        attr("http.route"),
+        s(Some(r.texts.get(Text::Route).unwrap_or("-")))
+    );
+    assert_eq!(attr("enduser.id"), s(r.texts.get(Text::Sub)));
+    assert_eq!(attr("sidecar.client_id"), s(r.texts.get(Text::ClientId)));
+    assert_eq!(attr("sidecar.issuer"), s(r.texts.get(Text::Issuer)));
+    assert_eq!(
+        attr("http.response.status_code"),
+        Some(V::IntValue(i64::from(r.status)))
+    );
+    assert_eq!(
+        attr("sidecar.upstream_us"),
+        r.upstream.map(|(us, _)| V::IntValue(us))
+    );
+    assert_eq!(
+        span.status.as_ref().map(|st| st.code),
+        Some(if r.status >= 500 { 2 } else { 0 })
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1078,6 +1193,15 @@ mod tests {
         s.stop();
         let (b, stop) = s.take(far, b);
         assert!(b.is_empty() && stop);
+    }
+
+    #[test]
+    fn the_fuzz_properties_hold_on_the_corpus_kinds() {
+        fuzz_otlp_encode(b"");
+        fuzz_otlp_encode(&[0xff; 40]);
+        fuzz_otlp_encode(b"GET\0/a\0r\0i\0s\0c\0a=b\0svc\0");
+        fuzz_otlp_encode("\u{1F600}\0\0\0\0\0\0\0\0\0".as_bytes());
+        fuzz_otlp_encode(&[b'x'; 70_000]);
     }
 
     #[test]
