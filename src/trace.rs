@@ -389,10 +389,21 @@ impl Trace {
 
 /// `00-<trace id>-<span id>-<flags>`.
 fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
-    use std::io::Write;
-    let mut buf = [0u8; 55];
-    let flags = if sampled { 1 } else { 0 };
-    let _ = write!(&mut buf[..], "00-{trace_id}-{span_id}-{flags:02x}");
+    // Written digit by digit: `write!` with the ids' `Display` cost about 1.5k instructions
+    // per request, on every request of the default config.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let digits = |out: &mut [u8], bytes: &[u8]| {
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
+        }
+    };
+    digits(&mut buf[3..35], &trace_id.to_bytes());
+    digits(&mut buf[36..52], &span_id.to_bytes());
+    if sampled {
+        buf[54] = b'1';
+    }
     HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
 }
 
@@ -538,6 +549,18 @@ mod tests {
         }
         // Two of them: neither is believed.
         assert!(extract(&headers(&[("traceparent", TP), ("traceparent", TP)])).is_none());
+    }
+
+    #[test]
+    fn traceparent_digits_are_the_ids_display() {
+        for _ in 0..200 {
+            let (t, s) = (new_trace_id(), new_span_id());
+            for sampled in [true, false] {
+                let v = traceparent(t, s, sampled);
+                let flags = if sampled { "01" } else { "00" };
+                assert_eq!(v.to_str().unwrap(), format!("00-{t}-{s}-{flags}"));
+            }
+        }
     }
 
     #[test]
