@@ -285,6 +285,29 @@ pub fn render_identity(
     Ok(headers)
 }
 
+/// An IPv4 address in dotted decimal, as `Display` writes it, into `buf`; its length.
+/// Written digit by digit: `Display` costs about 1k instructions, on every forwarded request.
+fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 64]) -> usize {
+    let mut n = 0;
+    for (i, o) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
+}
+
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
@@ -304,10 +327,15 @@ pub fn set_forwarded(
         // The common case, the peer alone: formatted on the stack, one allocation (the
         // value's own).
         let mut buf = [0u8; 64];
-        let mut w = std::io::Cursor::new(&mut buf[..]);
-        // An address is at most 45 characters: this cannot fail.
-        let _ = std::io::Write::write_fmt(&mut w, format_args!("{peer}"));
-        let n = w.position() as usize;
+        let n = match peer {
+            std::net::IpAddr::V4(v4) => ipv4_text(v4, &mut buf),
+            std::net::IpAddr::V6(_) => {
+                let mut w = std::io::Cursor::new(&mut buf[..]);
+                // An address is at most 45 characters: this cannot fail.
+                let _ = std::io::Write::write_fmt(&mut w, format_args!("{peer}"));
+                w.position() as usize
+            }
+        };
         HeaderValue::from_bytes(&buf[..n])
     } else {
         let mut value = String::with_capacity(48);
@@ -337,6 +365,33 @@ pub fn set_forwarded(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        let mut seen = 0;
+        let mut x: u32 = 0x9e37_79b9;
+        let fixed = [
+            0u32,
+            u32::MAX,
+            0x7f00_0001,
+            0x0a00_0001,
+            0x6464_0909,
+            0x0102_0304,
+        ];
+        for ip in fixed.into_iter().chain((0..5000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })) {
+            let ip = std::net::Ipv4Addr::from(ip);
+            let mut buf = [0u8; 64];
+            let n = ipv4_text(ip, &mut buf);
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
+            seen += 1;
+        }
+        assert_eq!(seen, 5006);
+    }
 
     fn forward() -> ForwardConfig {
         ForwardConfig {
