@@ -237,6 +237,8 @@ enum Sink {
     },
     Grpc {
         endpoint: Box<tonic::transport::Endpoint>,
+        /// Made on the first export: the channel needs the export thread's runtime.
+        client: Option<tonic::client::Grpc<tonic::transport::Channel>>,
         metadata: tonic::metadata::MetadataMap,
     },
 }
@@ -303,6 +305,7 @@ impl Exporter {
                     .connect_timeout(cfg.timeout);
                 Sink::Grpc {
                     endpoint: Box::new(endpoint),
+                    client: None,
                     metadata,
                 }
             }
@@ -359,7 +362,7 @@ impl Drop for Exporter {
 }
 
 /// The export thread. `service` is the resource's `service.name`.
-fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Duration) {
+fn run(shared: &Shared, mut sink: Sink, service: &str, delay: Duration, timeout: Duration) {
     batch_scheduling();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -371,12 +374,10 @@ fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Dur
             return;
         }
     };
-    let mut sink = {
-        let _in = rt.enter();
-        Connected::new(sink)
-    };
     let mut scratch = Vec::new();
     let mut spare = Vec::new();
+    // Failing since the last export that went through: warn once, then only count.
+    let mut failing = false;
     let mut next = Instant::now() + delay;
     loop {
         let (mut spans, stopping) = shared.take(next, spare);
@@ -391,13 +392,25 @@ fn run(shared: &Shared, sink: Sink, service: &str, delay: Duration, timeout: Dur
             let body = encode_request(batch, service, &mut scratch);
             let sent = rt.block_on(async { tokio::time::timeout(timeout, sink.send(body)).await });
             let lost = match sent {
-                Ok(Ok(rejected)) => rejected.min(n),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, spans = n, "OTLP export failed");
-                    n
+                Ok(Ok(rejected)) => {
+                    failing = false;
+                    rejected.min(n)
                 }
-                Err(_) => {
-                    tracing::debug!(spans = n, "OTLP export timed out");
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e,
+                        _ => format!("no answer within {timeout:?}"),
+                    };
+                    if failing {
+                        tracing::debug!(error = %why, spans = n, "OTLP export failed");
+                    } else {
+                        tracing::warn!(
+                            error = %why,
+                            spans = n,
+                            "OTLP export failed: spans are dropped and counted until one goes through"
+                        );
+                    }
+                    failing = true;
                     n
                 }
             };
@@ -429,46 +442,15 @@ fn batch_scheduling() {
     }
 }
 
-/// A sink with its client made (the gRPC channel needs the thread's runtime).
-enum Connected {
-    Http {
-        client: reqwest::Client,
-        url: String,
-        headers: http::HeaderMap,
-    },
-    Grpc {
-        client: tonic::client::Grpc<tonic::transport::Channel>,
-        metadata: tonic::metadata::MetadataMap,
-    },
-}
-
 /// The gRPC method the OTLP protos define.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-impl Connected {
-    fn new(sink: Sink) -> Connected {
-        match sink {
-            Sink::Http {
-                client,
-                url,
-                headers,
-            } => Connected::Http {
-                client,
-                url,
-                headers,
-            },
-            Sink::Grpc { endpoint, metadata } => Connected::Grpc {
-                client: tonic::client::Grpc::new(endpoint.connect_lazy()),
-                metadata,
-            },
-        }
-    }
-
+impl Sink {
     /// Sends one encoded `ExportTraceServiceRequest`; the number of spans the collector
     /// rejected, or why it failed.
     async fn send(&mut self, body: Bytes) -> Result<u64, String> {
         let response = match self {
-            Connected::Http {
+            Sink::Http {
                 client,
                 url,
                 headers,
@@ -488,7 +470,13 @@ impl Connected {
                 // An empty or non-protobuf body is a success without partial details.
                 ExportTraceServiceResponse::decode(body).unwrap_or_default()
             }
-            Connected::Grpc { client, metadata } => {
+            Sink::Grpc {
+                endpoint,
+                client,
+                metadata,
+            } => {
+                let client =
+                    client.get_or_insert_with(|| tonic::client::Grpc::new(endpoint.connect_lazy()));
                 client
                     .ready()
                     .await
