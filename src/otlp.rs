@@ -68,30 +68,66 @@ pub enum Text {
     ClientId,
 }
 
+/// How many bytes of a record's strings are kept inline.
+const INLINE: usize = 192;
+
 /// A record's strings in one buffer, inline up to 192 bytes: a typical request's method,
 /// path, route, issuer, `sub` and `client_id` cost no allocation, and nothing is shared with
 /// the request's thread (no reference count both threads touch).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Texts {
-    buf: smallvec::SmallVec<[u8; 192]>,
-    /// (start, end) in `buf` of each [`Text`]; start > end: absent.
+    inline: [u8; INLINE],
+    /// All the bytes, once they outgrew `inline` (then `inline` is unused).
+    spilled: Vec<u8>,
+    len: u32,
+    /// (start, end) of each [`Text`]; start > end: absent.
     at: [(u32, u32); 6],
+}
+
+impl Default for Texts {
+    fn default() -> Texts {
+        Texts::new()
+    }
 }
 
 impl Texts {
     pub fn new() -> Texts {
         Texts {
-            buf: smallvec::SmallVec::new(),
+            inline: [0; INLINE],
+            spilled: Vec::new(),
+            len: 0,
             at: [(1, 0); 6],
         }
     }
 
     pub fn set(&mut self, t: Text, s: &str) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(s.as_bytes());
-        let end = self.buf.len();
-        if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) {
-            self.at[t as usize] = (start, end);
+        let b = s.as_bytes();
+        let start = self.len as usize;
+        let Some(end) = start
+            .checked_add(b.len())
+            .filter(|&e| u32::try_from(e).is_ok())
+        else {
+            return;
+        };
+        if self.spilled.is_empty() && end <= INLINE {
+            self.inline[start..end].copy_from_slice(b);
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.reserve(end);
+                self.spilled.extend_from_slice(&self.inline[..start]);
+            }
+            self.spilled.extend_from_slice(b);
+        }
+        // Both fit in u32 (checked above).
+        self.len = end as u32;
+        self.at[t as usize] = (start as u32, end as u32);
+    }
+
+    fn buf(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len as usize]
+        } else {
+            &self.spilled
         }
     }
 
@@ -102,7 +138,7 @@ impl Texts {
         if start > end {
             return None;
         }
-        self.buf.get(start as usize..end as usize)
+        self.buf().get(start as usize..end as usize)
     }
 
     pub fn get(&self, t: Text) -> Option<&str> {
@@ -558,6 +594,59 @@ fn flags(trace_flags: u8, remote: bool) -> u32 {
     f
 }
 
+/// An attribute's or an event's name, and the bytes it starts with on the wire (written
+/// once, at compile time).
+struct Name {
+    /// The name (the tests compare it with what was decoded).
+    #[cfg_attr(not(test), allow(dead_code))]
+    text: &'static str,
+    /// An attribute (`KeyValue`): `key` (field 1) with the name, then the key of `value`
+    /// (field 2, its length follows). An event: `name` (field 2) with the name.
+    wire: &'static [u8],
+}
+
+/// `field` (length-delimited, one-byte key), its one-byte length and `name`, then `tail`
+/// (0: none) in `N` bytes: `N` is the name's length plus 2, plus 1 with a tail.
+const fn name_wire<const N: usize>(field: u8, name: &str, tail: u8) -> [u8; N] {
+    let b = name.as_bytes();
+    assert!(!b.is_empty() && b.len() < 0x80 && field < 0x10);
+    assert!(N == b.len() + 2 + (tail != 0) as usize);
+    let mut out = [0; N];
+    out[0] = field << 3 | WireType::LengthDelimited as u8;
+    out[1] = b.len() as u8;
+    let mut i = 0;
+    while i < b.len() {
+        out[2 + i] = b[i];
+        i += 1;
+    }
+    if tail != 0 {
+        out[N - 1] = tail;
+    }
+    out
+}
+
+/// An attribute's name: `KeyValue.key` (1) and the key of `KeyValue.value` (2).
+macro_rules! attribute {
+    ($name:literal) => {{
+        const NAME: &Name = &Name {
+            text: $name,
+            wire: &name_wire::<{ $name.len() + 3 }>(1, $name, 2 << 3 | 2),
+        };
+        NAME
+    }};
+}
+
+/// An event's name: `Event.name` (2).
+macro_rules! event {
+    ($name:literal) => {{
+        const NAME: &Name = &Name {
+            text: $name,
+            wire: &name_wire::<{ $name.len() + 2 }>(2, $name, 0),
+        };
+        NAME
+    }};
+}
+
 /// A span attribute's value (a string as its UTF-8 bytes).
 enum Attr<'a> {
     Str(&'a [u8]),
@@ -570,46 +659,55 @@ enum Attr<'a> {
 /// `http.response.status_code`, `sidecar.outcome`, `sidecar.listener` (decision listener
 /// only), `sidecar.issuer`, `enduser.id`, `sidecar.client_id`, `sidecar.token_cache_hit`,
 /// `sidecar.verify_us`, `sidecar.upstream_us`, each when known.
-fn attributes<'a>(r: &'a SpanRecord, mut each: impl FnMut(&'static str, Attr<'a>)) {
+fn attributes<'a>(r: &'a SpanRecord, mut each: impl FnMut(&'static Name, Attr<'a>)) {
     let t = &r.texts;
-    each("http.request.method", Attr::Str(r.method()));
+    each(attribute!("http.request.method"), Attr::Str(r.method()));
     if let Some(p) = t.bytes(Text::Path) {
-        each("url.path", Attr::Str(p));
+        each(attribute!("url.path"), Attr::Str(p));
     }
     each(
-        "http.route",
+        attribute!("http.route"),
         Attr::Str(t.bytes(Text::Route).unwrap_or(b"-")),
     );
-    each("http.response.status_code", Attr::Int(i64::from(r.status)));
-    each("sidecar.outcome", Attr::Str(r.outcome.as_bytes()));
+    each(
+        attribute!("http.response.status_code"),
+        Attr::Int(i64::from(r.status)),
+    );
+    each(
+        attribute!("sidecar.outcome"),
+        Attr::Str(r.outcome.as_bytes()),
+    );
     if r.decision {
-        each("sidecar.listener", Attr::Str(b"decision"));
+        each(attribute!("sidecar.listener"), Attr::Str(b"decision"));
     }
     if let Some(v) = t.bytes(Text::Issuer) {
-        each("sidecar.issuer", Attr::Str(v));
+        each(attribute!("sidecar.issuer"), Attr::Str(v));
     }
     if let Some(v) = t.bytes(Text::Sub) {
-        each("enduser.id", Attr::Str(v));
+        each(attribute!("enduser.id"), Attr::Str(v));
     }
     if let Some(v) = t.bytes(Text::ClientId) {
-        each("sidecar.client_id", Attr::Str(v));
+        each(attribute!("sidecar.client_id"), Attr::Str(v));
     }
     if let Some(v) = &r.verified {
-        each("sidecar.token_cache_hit", Attr::Bool(v.cache_hit));
-        each("sidecar.verify_us", Attr::Int(v.micros));
+        each(
+            attribute!("sidecar.token_cache_hit"),
+            Attr::Bool(v.cache_hit),
+        );
+        each(attribute!("sidecar.verify_us"), Attr::Int(v.micros));
     }
     if let Some((us, _)) = r.upstream {
-        each("sidecar.upstream_us", Attr::Int(us));
+        each(attribute!("sidecar.upstream_us"), Attr::Int(us));
     }
 }
 
 /// The span's events (no attributes of their own): (name, Unix nanoseconds).
-fn events(r: &SpanRecord, mut each: impl FnMut(&'static str, u64)) {
+fn events(r: &SpanRecord, mut each: impl FnMut(&'static Name, u64)) {
     if let Some(v) = &r.verified {
-        each("token verified", v.at);
+        each(event!("token verified"), v.at);
     }
     if let Some((_, at)) = r.upstream {
-        each("upstream response headers", at);
+        each(event!("upstream response headers"), at);
     }
 }
 
@@ -679,7 +777,7 @@ fn field_len(len: usize) -> usize {
 }
 
 /// A `KeyValue` (common.v1) as field `field` of its parent.
-fn put_key_value(buf: &mut Vec<u8>, field: u32, name: &str, value: &Attr<'_>) {
+fn put_key_value(buf: &mut Vec<u8>, field: u32, name: &Name, value: &Attr<'_>) {
     // AnyValue: string_value = 1, bool_value = 2, int_value = 3 (the oneof's value is
     // written even when it is the default).
     let any = match value {
@@ -687,25 +785,20 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, name: &str, value: &Attr<'_>) {
         Attr::Bool(_) => 2,
         Attr::Int(i) => 1 + encoded_len_varint(*i as u64),
     };
-    let kv = if name.is_empty() {
-        0
-    } else {
-        field_len(name.len())
-    } + field_len(any);
+    // `name.wire` is the key and the value's field key: its length follows.
+    let kv = name.wire.len() + encoded_len_varint(any as u64) + any;
     put_len_key(buf, field, kv);
-    put_bytes(buf, 1, name.as_bytes());
-    put_len_key(buf, 2, any);
+    buf.extend_from_slice(name.wire);
+    varint(buf, any as u64);
     match value {
         Attr::Str(s) => {
-            put_len_key(buf, 1, s.len());
+            buf.push(1 << 3 | WireType::LengthDelimited as u8);
+            varint(buf, s.len() as u64);
             buf.extend_from_slice(s);
         }
-        Attr::Bool(b) => {
-            key(buf, 2, WireType::Varint);
-            buf.push(u8::from(*b));
-        }
+        Attr::Bool(b) => buf.extend_from_slice(&[2 << 3 | WireType::Varint as u8, u8::from(*b)]),
         Attr::Int(i) => {
-            key(buf, 3, WireType::Varint);
+            buf.push(3 << 3 | WireType::Varint as u8);
             varint(buf, *i as u64);
         }
     }
@@ -734,11 +827,11 @@ fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut Vec<u8>) {
     put_fixed64(buf, 8, r.end);
     attributes(r, |k, v| put_key_value(buf, 9, k, &v));
     events(r, |n, at| {
-        // Event: time_unix_nano = 1 (fixed64), name = 2.
-        let len = if at == 0 { 0 } else { 9 } + if n.is_empty() { 0 } else { field_len(n.len()) };
+        // Event: time_unix_nano = 1 (fixed64), name = 2 (in `n.wire`).
+        let len = if at == 0 { 0 } else { 9 } + n.wire.len();
         put_len_key(buf, 11, len);
         put_fixed64(buf, 1, at);
-        put_bytes(buf, 2, n.as_bytes());
+        buf.extend_from_slice(n.wire);
     });
     if let Some(l) = &r.link {
         // Link: trace_id = 1, span_id = 2, trace_state = 3, flags = 6 (fixed32).
@@ -784,7 +877,12 @@ pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>
     }
     // Resource { attributes = 1: service.name }.
     scratch.clear();
-    put_key_value(scratch, 1, "service.name", &Attr::Str(service.as_bytes()));
+    put_key_value(
+        scratch,
+        1,
+        attribute!("service.name"),
+        &Attr::Str(service.as_bytes()),
+    );
     let resource_len = scratch.len();
     // InstrumentationScope { name = 1 }.
     let scope_len = field_len(SCOPE.len());
@@ -998,7 +1096,7 @@ mod tests {
         events(r, |name, at| {
             evs.push(span::Event {
                 time_unix_nano: at,
-                name: name.to_string(),
+                name: name.text.to_string(),
                 attributes: Vec::new(),
                 dropped_attributes_count: 0,
             })
@@ -1054,7 +1152,8 @@ mod tests {
     }
 
     fn attributes_of<'a>(r: &'a SpanRecord, each: impl FnMut(&'static str, Attr<'a>)) {
-        attributes(r, each)
+        let mut each = each;
+        attributes(r, |k, v| each(k.text, v))
     }
 
     fn request_of(batch: &[SpanRecord], service: &str) -> ExportTraceServiceRequest {
@@ -1205,6 +1304,21 @@ mod tests {
         t.set(Text::Route, &long);
         assert_eq!(t.get(Text::Route), Some(long.as_str()));
         assert_eq!(t.get(Text::Sub), Some("ü"));
+        t.set(Text::Issuer, "after");
+        assert_eq!(t.get(Text::Issuer), Some("after"));
+        assert_eq!(t.get(Text::Route), Some(long.as_str()));
+
+        // Exactly the inline bytes, then one more: the earlier strings survive the move.
+        let mut t = Texts::new();
+        let a = "a".repeat(INLINE - 2);
+        t.set(Text::Path, &a);
+        t.set(Text::Sub, "bc");
+        assert!(t.spilled.is_empty());
+        t.set(Text::ClientId, "d");
+        assert!(!t.spilled.is_empty());
+        assert_eq!(t.get(Text::Path), Some(a.as_str()));
+        assert_eq!(t.get(Text::Sub), Some("bc"));
+        assert_eq!(t.get(Text::ClientId), Some("d"));
     }
 
     #[test]

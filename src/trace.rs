@@ -5,7 +5,8 @@
 //! upstream request carries on ([`Trace::inject`]) and the access log line names
 //! ([`Trace::trace_id`]). With `propagate = false` there is none: the headers are neither
 //! read nor forwarded (the client's copies are removed). Sampling is the SDK's
-//! `ParentBased(TraceIdRatioBased(sample_ratio))`.
+//! `ParentBased(TraceIdRatioBased(sample_ratio))` (at the ratios 0 and 1 decided without
+//! asking it, to the same answers).
 //!
 //! With an OTLP endpoint, a sampled request's one span (kind server) is made when the
 //! request ends ([`Tracing::end`]), with the start time it had and the timings learned on the
@@ -27,6 +28,8 @@ use opentelemetry::trace::{
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, ShouldSample};
+use rand::rngs::SmallRng;
+use rand::{RngCore as _, SeedableRng as _};
 
 use crate::otlp::{unix_nanos, Exporter, Exporters, Remote, SpanRecord, Text, Texts, Verification};
 
@@ -37,16 +40,41 @@ pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub struct Tracing {
     propagate: bool,
     trust_incoming: bool,
-    /// `ParentBased(TraceIdRatioBased(sample_ratio))`.
-    sampler: Sampler,
+    sampler: Sampling,
     export: Option<Arc<Exporter>>,
     /// Issuer names by index.
     issuers: Vec<Box<str>>,
     alb_issuers: Vec<Box<str>>,
 }
 
-fn sampler_of(ratio: f64) -> Sampler {
+/// `ParentBased(TraceIdRatioBased(sample_ratio))`. At the ratios 1 (the default) and 0
+/// the decision is known without asking the SDK: a root is always (never) sampled, and a
+/// caller's choice is followed (`Sampling::Ratio` is the SDK's sampler itself; a test holds
+/// the two to the same answers).
+enum Sampling {
+    Always,
+    Never,
+    Ratio(Sampler),
+}
+
+fn sampler_of(ratio: f64) -> Sampling {
+    if ratio >= 1.0 {
+        Sampling::Always
+    } else if ratio <= 0.0 {
+        Sampling::Never
+    } else {
+        Sampling::Ratio(sdk_sampler(ratio))
+    }
+}
+
+fn sdk_sampler(ratio: f64) -> Sampler {
     Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+}
+
+fn sdk_sampled(sampler: &Sampler, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+    let cx = parent.map(|p| Context::new().with_remote_span_context(p.clone()));
+    let r = sampler.should_sample(cx.as_ref(), trace_id, "", &SpanKind::Server, &[], &[]);
+    r.decision == SamplingDecision::RecordAndSample
 }
 
 impl Tracing {
@@ -126,23 +154,18 @@ impl Tracing {
     }
 
     fn root_sampled(&self, trace_id: TraceId) -> bool {
-        let r = self
-            .sampler
-            .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]);
-        r.decision == SamplingDecision::RecordAndSample
+        match &self.sampler {
+            Sampling::Always => true,
+            Sampling::Never => false,
+            Sampling::Ratio(s) => sdk_sampled(s, None, trace_id),
+        }
     }
 
     fn parent_sampled(&self, parent: &SpanContext) -> bool {
-        let cx = Context::new().with_remote_span_context(parent.clone());
-        let r = self.sampler.should_sample(
-            Some(&cx),
-            parent.trace_id(),
-            "",
-            &SpanKind::Server,
-            &[],
-            &[],
-        );
-        r.decision == SamplingDecision::RecordAndSample
+        match &self.sampler {
+            Sampling::Always | Sampling::Never => parent.is_sampled(),
+            Sampling::Ratio(s) => sdk_sampled(s, Some(parent), parent.trace_id()),
+        }
     }
 
     /// Ends the request's span (when it has one to export). Never blocks: a full queue
@@ -407,9 +430,21 @@ fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue
     HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
 }
 
+thread_local! {
+    /// Ids as the SDK's `RandomIdGenerator` makes them: a small fast generator per thread
+    /// (not a cryptographic one: ids are unique, not secret), seeded from the OS's.
+    static IDS: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_os_rng());
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0; N];
+    IDS.with_borrow_mut(|r| r.fill_bytes(&mut b));
+    b
+}
+
 fn new_trace_id() -> TraceId {
     loop {
-        let t = TraceId::from_bytes(rand::random::<[u8; 16]>());
+        let t = TraceId::from_bytes(random());
         if t != TraceId::INVALID {
             return t;
         }
@@ -418,7 +453,7 @@ fn new_trace_id() -> TraceId {
 
 fn new_span_id() -> SpanId {
     loop {
-        let s = SpanId::from_bytes(rand::random::<[u8; 8]>());
+        let s = SpanId::from_bytes(random());
         if s != SpanId::INVALID {
             return s;
         }
@@ -522,6 +557,43 @@ mod tests {
     }
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_shortcut_ratios_decide_as_the_sdk_sampler_does() {
+        use opentelemetry::trace::{TraceFlags, TraceState};
+        for ratio in [0.0, 1.0] {
+            let t = tracing(true, true, ratio);
+            assert!(!matches!(t.sampler, Sampling::Ratio(_)));
+            let sdk = sdk_sampler(ratio);
+            for _ in 0..200 {
+                let id = new_trace_id();
+                assert_eq!(t.root_sampled(id), sdk_sampled(&sdk, None, id), "{ratio}");
+                for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+                    let p = SpanContext::new(id, new_span_id(), flags, true, TraceState::NONE);
+                    assert_eq!(
+                        t.parent_sampled(&p),
+                        sdk_sampled(&sdk, Some(&p), id),
+                        "{ratio} {flags:?}"
+                    );
+                }
+            }
+        }
+        // In between, the SDK's sampler decides; about half of the roots at 0.5.
+        let t = tracing(true, true, 0.5);
+        assert!(matches!(t.sampler, Sampling::Ratio(_)));
+        let n = (0..2000).filter(|_| t.root_sampled(new_trace_id())).count();
+        assert!((800..1200).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn ids_are_valid_and_differ() {
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| new_trace_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(!ids.contains(&TraceId::INVALID));
+        // Another thread's generator is seeded on its own.
+        let other = std::thread::spawn(new_trace_id).join().unwrap();
+        assert!(!ids.contains(&other));
+    }
 
     #[test]
     fn valid_traceparents_are_read_and_bad_ones_are_not() {
