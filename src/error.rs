@@ -237,6 +237,27 @@ impl ProxyError {
     }
 }
 
+/// An error and its causes for a log line: `upstream connection failed: tcp connect error:
+/// Connection refused (os error 111)`, a cause already named by the one before skipped.
+pub struct Causes<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut last = self.0.to_string();
+        f.write_str(&last)?;
+        let mut cur = self.0.source();
+        while let Some(e) = cur {
+            let s = e.to_string();
+            if !last.contains(&s) {
+                write!(f, ": {s}")?;
+            }
+            last = s;
+            cur = e.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +355,30 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async { b.collect().await.unwrap().to_bytes() })
+    }
+
+    #[test]
+    fn causes_name_every_distinct_reason_once() {
+        let io =
+            || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset (os error 104)");
+        // A message that already says its cause: not repeated.
+        let e = crate::upstream::UpstreamError::Connect(Box::new(io()));
+        assert_eq!(
+            Causes(&e).to_string(),
+            "connect to upstream failed: reset (os error 104)"
+        );
+        let outer = ProxyError::BadGateway(Box::new(e));
+        assert_eq!(
+            Causes(&outer).to_string(),
+            "upstream unavailable: connect to upstream failed: reset (os error 104)"
+        );
+        // One that does not (hyper's "connection error" over an io::Error): the cause added.
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection error")]
+        struct Wrapper(#[source] std::io::Error);
+        assert_eq!(
+            Causes(&Wrapper(io())).to_string(),
+            "connection error: reset (os error 104)"
+        );
     }
 }

@@ -410,7 +410,7 @@ fn run(shared: &Shared, mut sink: Sink, service: &str, delay: Duration, timeout:
             return;
         }
     };
-    let mut scratch = Vec::new();
+    let mut scratch = Buffers::default();
     let mut spare = Vec::new();
     // Failing since the last export that went through: warn once, then only count.
     let mut failing = false;
@@ -862,17 +862,30 @@ fn put_span(buf: &mut Vec<u8>, r: &SpanRecord, name: &mut Vec<u8>) {
     put_fixed32(buf, 16, flags(1, r.parent.is_some()));
 }
 
-/// One `ExportTraceServiceRequest` of `batch`, for the service `service`. `scratch` is a
-/// buffer reused across exports.
-pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>) -> Bytes {
+/// The export thread's buffers, kept from one export to the next (their capacity settles at
+/// a batch's size instead of being allocated and freed per export).
+#[derive(Default)]
+pub struct Buffers {
+    span: Vec<u8>,
+    spans: Vec<u8>,
+    name: Vec<u8>,
+}
+
+/// One `ExportTraceServiceRequest` of `batch`, for the service `service`.
+pub fn encode_request(batch: &[SpanRecord], service: &str, b: &mut Buffers) -> Bytes {
     // The spans, each as ScopeSpans.spans (field 2), into `spans`.
-    let mut spans = Vec::with_capacity(batch.len() * 400);
-    let mut name = Vec::new();
+    let Buffers {
+        span: scratch,
+        spans,
+        name,
+    } = b;
+    spans.clear();
+    spans.reserve(batch.len() * 400);
     for r in batch {
         scratch.clear();
         scratch.reserve(512);
-        put_span(scratch, r, &mut name);
-        put_len_key(&mut spans, 2, scratch.len());
+        put_span(scratch, r, name);
+        put_len_key(spans, 2, scratch.len());
         spans.put_slice(scratch);
     }
     // Resource { attributes = 1: service.name }.
@@ -897,7 +910,7 @@ pub fn encode_request(batch: &[SpanRecord], service: &str, scratch: &mut Vec<u8>
     put_len_key(&mut out, 2, scope_spans_len);
     put_len_key(&mut out, 1, scope_len);
     put_bytes(&mut out, 1, SCOPE.as_bytes());
-    out.put_slice(&spans);
+    out.put_slice(spans);
     Bytes::from(out)
 }
 
@@ -998,7 +1011,7 @@ pub fn fuzz_otlp_encode(data: &[u8]) {
         }),
         upstream: (n(18) & 4 == 4).then_some((i64::MIN + i64::from(n(22)), u64::MAX)),
     };
-    let mut scratch = Vec::new();
+    let mut scratch = Buffers::default();
     let bytes = encode_request(std::slice::from_ref(&r), &service, &mut scratch);
     let req = ExportTraceServiceRequest::decode(bytes).expect("our bytes are OTLP");
     let rs = &req.resource_spans[0];
@@ -1343,7 +1356,7 @@ mod tests {
                 .map(|i| if i % 2 == 0 { full(i) } else { record(i) })
                 .collect(),
         ];
-        let mut scratch = Vec::new();
+        let mut scratch = Buffers::default();
         for batch in &batches {
             let ours = encode_request(batch, "svc-ü", &mut scratch);
             let theirs = request_of(batch, "svc-ü");

@@ -208,7 +208,11 @@ fn finish_answer(
                 }
             }
             if let ProxyError::BadGateway(source) = &e {
-                tracing::warn!(request_id = %request_id, error = %source, "upstream request failed");
+                tracing::warn!(
+                    request_id = %request_id,
+                    error = %crate::error::Causes(&**source),
+                    "upstream request failed"
+                );
             }
             (r, outcome)
         }
