@@ -27,9 +27,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, ShouldSample};
-use rand::rngs::SmallRng;
-use rand::{RngCore as _, SeedableRng as _};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Sampler, ShouldSample};
 
 use crate::otlp::{unix_nanos, Exporter, Exporters, Remote, SpanRecord, Text, Texts, Verification};
 
@@ -430,21 +428,11 @@ fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue
     HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
 }
 
-thread_local! {
-    /// Ids as the SDK's `RandomIdGenerator` makes them: a small fast generator per thread
-    /// (not a cryptographic one: ids are unique, not secret), seeded from the OS's.
-    static IDS: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_os_rng());
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0; N];
-    IDS.with_borrow_mut(|r| r.fill_bytes(&mut b));
-    b
-}
-
+/// The SDK's own id generator (a fast generator per thread, seeded from the OS: ids are
+/// unique, not secret).
 fn new_trace_id() -> TraceId {
     loop {
-        let t = TraceId::from_bytes(random());
+        let t = RandomIdGenerator::default().new_trace_id();
         if t != TraceId::INVALID {
             return t;
         }
@@ -453,7 +441,7 @@ fn new_trace_id() -> TraceId {
 
 fn new_span_id() -> SpanId {
     loop {
-        let s = SpanId::from_bytes(random());
+        let s = RandomIdGenerator::default().new_span_id();
         if s != SpanId::INVALID {
             return s;
         }
