@@ -168,8 +168,8 @@ fn end_span(state: &State, f: &Finished<'_>, trace: &crate::trace::Trace) {
             status: f.status,
             outcome: f.outcome.as_str(),
             issuer,
-            sub: v.and_then(|v| v.sub.as_deref()),
-            client_id: v.and_then(|v| v.client_id.as_deref()),
+            sub: v.and_then(|v| v.sub()),
+            client_id: v.and_then(|v| v.client_id()),
         },
     );
 }
@@ -209,9 +209,9 @@ pub fn record(state: &State, metrics: &Metrics, f: &Finished<'_>) {
         status = f.status,
         outcome = f.outcome.as_str(),
         latency_us = f.elapsed.as_micros() as u64,
-        sub = v.and_then(|v| v.sub.as_deref()),
-        client_id = v.and_then(|v| v.client_id.as_deref()),
-        jti = v.and_then(|v| v.jti.as_deref()),
+        sub = v.and_then(|v| v.sub()),
+        client_id = v.and_then(|v| v.client_id()),
+        jti = v.and_then(|v| v.jti()),
         trace_id = f.trace_id.map(tracing::field::display),
         "request"
     );

@@ -136,8 +136,8 @@ pub async fn answer(
             let mut r = Response::new(Full::new(Bytes::new()));
             let h = r.headers_mut();
             if let Some(v) = seen.verified.as_deref() {
-                for (name, value) in &v.headers {
-                    h.insert(name.clone(), value.clone());
+                for (name, value) in v.headers() {
+                    h.insert(name.clone(), value);
                 }
             }
             if let (Some(name), Some(value)) = (&cfg.forward.claims_header, allowed.claims_value) {

@@ -178,11 +178,8 @@ pub async fn decide<'a>(
             // rules then pass or not.
             if let Some(l) = limiter.filter(|l| l.limit().key != KeyKind::Ip) {
                 let caller = match l.limit().key {
-                    KeyKind::Sub => verified.sub.as_deref(),
-                    _ => verified
-                        .client_id
-                        .as_deref()
-                        .or(verified.clients.first().map(|c| &**c)),
+                    KeyKind::Sub => verified.sub(),
+                    _ => verified.client_id().or(verified.clients().first()),
                 };
                 // Tokens without the claim share one key: never a way around the limit.
                 l.check(&Key::Claim(caller.unwrap_or("").into()))

@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::claims::AuthError;
+use crate::claims::{AuthError, VerifiedBuilder};
 use crate::config::ForwardConfig;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -243,15 +243,14 @@ const IN_VALUE: &AsciiSet = &AsciiSet::EMPTY.add(b'%');
 /// Inside one element of a joined array: also `,`, the separator.
 const IN_ELEMENT: &AsciiSet = &IN_VALUE.add(b',');
 
-/// Renders one claim as a header value: strings as they are, arrays joined with `,` (each
-/// element encoded, `,` included), numbers, booleans and objects as compact JSON text; then
-/// percent-encoded (every byte of 0x80 and above, and `%`). A value that cannot be a header value (CR, LF, other
-/// controls) makes the token malformed.
-pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
-    let text = match v {
-        Value::String(s) => utf8_percent_encode(s, IN_VALUE).to_string(),
+/// Renders one claim as a header value onto `out`: strings as they are, arrays joined with
+/// `,` (each element encoded, `,` included), numbers, booleans and objects as compact JSON
+/// text; then percent-encoded (every byte of 0x80 and above, and `%`). Whether it can be a
+/// header value (no CR, LF or other controls) is [`VerifiedBuilder::header`]'s check.
+pub fn render_claim_into(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => out.extend(utf8_percent_encode(s, IN_VALUE)),
         Value::Array(items) => {
-            let mut out = String::new();
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
@@ -261,28 +260,26 @@ pub fn render_claim(v: &Value) -> Result<HeaderValue, AuthError> {
                     other => out.extend(utf8_percent_encode(&other.to_string(), IN_ELEMENT)),
                 }
             }
-            out
         }
-        Value::Null => String::new(),
-        other => utf8_percent_encode(&other.to_string(), IN_VALUE).to_string(),
-    };
-    HeaderValue::from_str(&text).map_err(|_| AuthError::Malformed)
+        Value::Null => {}
+        other => out.extend(utf8_percent_encode(&other.to_string(), IN_VALUE)),
+    }
 }
 
-/// The `[forward.headers]` of `forward`, rendered from verified claims, in config order. A
-/// claim the token lacks (or holds in a shape that grants nothing) leaves its header absent;
-/// a value that cannot be a header value makes the token malformed.
+/// The `[forward.headers]` of `forward`, rendered from verified claims into `into`, in
+/// config order. A claim the token lacks (or holds in a shape that grants nothing) leaves its
+/// header absent; a value that cannot be a header value makes the token malformed.
 pub fn render_identity(
     forward: &ForwardConfig,
     claims: &Map<String, Value>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, AuthError> {
-    let mut headers = Vec::with_capacity(forward.headers.len());
-    for (name, claim) in &forward.headers {
+    into: &mut VerifiedBuilder,
+) -> Result<(), AuthError> {
+    for (i, (_, claim)) in forward.headers.iter().enumerate() {
         if let Some(v) = claims.get(claim).and_then(|v| as_granted(claim, v)) {
-            headers.push((name.clone(), render_claim(&v)?));
+            into.header(i, |out| render_claim_into(&v, out))?;
         }
     }
-    Ok(headers)
+    Ok(())
 }
 
 /// An IPv4 address in dotted decimal, as `Display` writes it, into `buf`; its length.
@@ -365,6 +362,15 @@ pub fn set_forwarded(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A claim as the identity header's value, with the builder's check that it can be one.
+    fn render_claim(v: &Value) -> Result<String, AuthError> {
+        let names: std::sync::Arc<[HeaderName]> = vec![HeaderName::from_static("x-h")].into();
+        let mut text = String::new();
+        render_claim_into(v, &mut text);
+        VerifiedBuilder::new(&names).header(0, |out| out.push_str(&text))?;
+        Ok(text)
+    }
 
     #[test]
     fn ipv4_text_is_what_display_writes() {

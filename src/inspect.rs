@@ -83,9 +83,9 @@ pub async fn inspect_request(
                 Origin::Jwks { issuer, .. } => &c.issuers[issuer].name,
                 Origin::Alb { issuer, .. } => &c.alb_issuers[issuer].name,
             };
-            let _ = writeln!(o, "accepted by issuer {name:?} (kid {})", v.kid);
+            let _ = writeln!(o, "accepted by issuer {name:?} (kid {})", v.kid());
             let _ = writeln!(o, "headers the upstream would receive:");
-            for (h, val) in &v.headers {
+            for (h, val) in v.headers() {
                 let _ = writeln!(o, "  {}: {}", h, val.to_str().unwrap_or("<binary>"));
             }
             if let (Some(h), Some(p)) = (&c.forward.claims_header, token.split('.').nth(1)) {

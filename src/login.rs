@@ -262,7 +262,7 @@ impl Login {
             }
         }
         let sub = match verifier.verify(&tokens.access_token, now).await {
-            Ok(v) if self.is_ours(&v, TokenUse::Access) => v.sub.as_deref().map(str::to_string),
+            Ok(v) if self.is_ours(&v, TokenUse::Access) => v.sub().map(str::to_string),
             Ok(_) => return bad("access_token_not_for_this_client"),
             Err(e) => {
                 tracing::info!(reason = e.as_str(), "the sign-in's access token is refused");
@@ -315,7 +315,7 @@ impl Login {
     }
 
     fn is_ours(&self, v: &Verified, kind: TokenUse) -> bool {
-        v.token_use == Some(kind) && v.clients.iter().any(|c| **c == *self.cfg.client_id)
+        v.token_use == Some(kind) && v.clients().contains(&self.cfg.client_id)
     }
 
     /// The session's access token for this request (refreshed when due).

@@ -334,8 +334,8 @@ fn upstream_request(
         }
     }
     if let Some(v) = fwd.verified {
-        for (name, value) in &v.headers {
-            h.insert(name.clone(), value.clone());
+        for (name, value) in v.headers() {
+            h.insert(name.clone(), value);
         }
     }
     if let (Some(name), Some(value)) = (&cfg.forward.claims_header, fwd.claims_value) {

@@ -167,16 +167,15 @@ impl Revocation {
     fn uncheckable(&self, v: &Verified) -> Option<Result<(), AuthError>> {
         match v.token_use {
             Some(TokenUse::Id) => {
-                if v.origin_jti
-                    .as_deref()
+                if v.origin_jti()
                     .is_some_and(|o| self.revoked_origins.get(o).is_some())
                 {
                     return Some(Err(AuthError::Revoked));
                 }
                 Some(self.fallback(self.policy.id_tokens, &self.unchecked_id))
             }
-            Some(TokenUse::Access) if v.username.is_some() => {
-                if v.scopes.iter().any(|s| &**s == USER_ADMIN_SCOPE) {
+            Some(TokenUse::Access) if v.username().is_some() => {
+                if v.scopes().contains(USER_ADMIN_SCOPE) {
                     None
                 } else {
                     Some(self.fallback(self.policy.unscoped, &self.unchecked_unscoped))
@@ -202,7 +201,7 @@ impl Revocation {
         match verdict {
             Verdict::Active => Ok(()),
             Verdict::Revoked => {
-                if let Some(o) = v.origin_jti.as_deref() {
+                if let Some(o) = v.origin_jti() {
                     self.revoked_origins.insert(o.into(), ());
                 }
                 Err(AuthError::Revoked)
@@ -212,8 +211,8 @@ impl Revocation {
                 Fallback::Allow => {
                     self.unchecked_unavailable.inc();
                     tracing::warn!(
-                        sub = v.sub.as_deref(),
-                        jti = v.jti.as_deref(),
+                        sub = v.sub(),
+                        jti = v.jti(),
                         "revocation check unavailable; forwarding (revocation_unavailable = \"allow\")"
                     );
                     Ok(())

@@ -152,18 +152,17 @@ impl Rule {
             }
         }
         if let Some(allowed) = &self.client_ids {
-            if !g.clients.iter().any(|c| allowed.iter().any(|a| **a == **c)) {
+            if !allowed.iter().any(|a| g.clients.contains(a)) {
                 return Err(Forbidden::WrongClient);
             }
         }
-        let has = |set: &[Box<str>], want: &str| set.iter().any(|s| &**s == want);
-        if !self.scopes.iter().all(|s| has(g.scopes, s)) {
+        if !self.scopes.iter().all(|s| g.scopes.contains(s)) {
             return Err(Forbidden::MissingScope);
         }
-        if !self.scopes_any.is_empty() && !self.scopes_any.iter().any(|s| has(g.scopes, s)) {
+        if !self.scopes_any.is_empty() && !self.scopes_any.iter().any(|s| g.scopes.contains(s)) {
             return Err(Forbidden::MissingScope);
         }
-        if !self.groups_any.is_empty() && !self.groups_any.iter().any(|s| has(g.groups, s)) {
+        if !self.groups_any.is_empty() && !self.groups_any.iter().any(|s| g.groups.contains(s)) {
             return Err(Forbidden::MissingGroup);
         }
         Ok(())

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::alb::{AlbKeys, AlbToken};
 pub use crate::claims::{AuthError, Origin, Verified};
+use crate::claims::{List, VerifiedBuilder};
 use crate::config::{
     AlbIssuerConfig, Config, ForwardConfig, IssuerConfig, TokenUse, TokenUsePolicy,
 };
@@ -65,6 +66,8 @@ pub struct Verifier {
     /// Whether any issuer has a revocation check or deny list.
     revocable: bool,
     forward: ForwardConfig,
+    /// `forward`'s identity header names, shared by every token this verifies.
+    header_names: Arc<[http::HeaderName]>,
     max_bytes: usize,
     /// Some route has a `when`: each verified token keeps its claims as CEL values.
     keep_claims: bool,
@@ -90,19 +93,18 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn str_list(v: Option<&Value>) -> Vec<Box<str>> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str().into()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(Into::into))
-            .collect(),
-        _ => vec![],
-    }
+/// A claim's strings: a string, or the string elements of an array.
+fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    let (one, many) = match v {
+        Some(Value::String(s)) => (Some(s.as_str()), None),
+        Some(Value::Array(a)) => (None, Some(a.iter().filter_map(Value::as_str))),
+        _ => (None, None),
+    };
+    one.into_iter().chain(many.into_iter().flatten())
 }
 
-fn opt_str(m: &Map<String, Value>, k: &str) -> Option<Box<str>> {
-    m.get(k).and_then(Value::as_str).map(Into::into)
+fn opt_str<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str)
 }
 
 fn token_use_of(claims: &Map<String, Value>) -> Option<TokenUse> {
@@ -140,12 +142,8 @@ fn check_times(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result<i64
 }
 
 /// The issuer's `client_ids`, when set, must hold one of the token's clients.
-fn check_clients(cfg: &IssuerConfig, clients: &[Box<str>]) -> Result<(), AuthError> {
-    if cfg.client_ids.is_empty()
-        || clients
-            .iter()
-            .any(|c| cfg.client_ids.iter().any(|a| **a == **c))
-    {
+fn check_clients(client_ids: &[String], b: &VerifiedBuilder) -> Result<(), AuthError> {
+    if client_ids.is_empty() || client_ids.iter().any(|a| b.has(List::Clients, a)) {
         Ok(())
     } else {
         Err(AuthError::WrongClient)
@@ -153,12 +151,13 @@ fn check_clients(cfg: &IssuerConfig, clients: &[Box<str>]) -> Result<(), AuthErr
 }
 
 /// The issuer's rules on token kind and audience: the token's kind (if it says) and the
-/// clients it was issued to.
+/// clients it was issued to (into `b`).
 fn check_issuer_rules(
     cfg: &IssuerConfig,
     claims: &Map<String, Value>,
-) -> Result<(Option<TokenUse>, Vec<Box<str>>), AuthError> {
-    let aud = str_list(claims.get("aud"));
+    b: &mut VerifiedBuilder,
+) -> Result<Option<TokenUse>, AuthError> {
+    let aud = claims.get("aud");
     let client_id = opt_str(claims, "client_id");
     match &cfg.token_use {
         TokenUsePolicy::Cognito(kinds) => {
@@ -169,45 +168,47 @@ fn check_issuer_rules(
             if cfg.pool.is_some() {
                 check_cognito_shapes(claims, tu)?;
             }
-            let clients: Vec<Box<str>> = match tu {
-                TokenUse::Access => client_id.into_iter().collect(),
-                TokenUse::Id => aud,
-            };
-            check_clients(cfg, &clients)?;
-            Ok((Some(tu), clients))
+            match tu {
+                TokenUse::Access => client_id.into_iter().for_each(|c| b.push(List::Clients, c)),
+                TokenUse::Id => strs(aud).for_each(|c| b.push(List::Clients, c)),
+            }
+            check_clients(&cfg.client_ids, b)?;
+            Ok(Some(tu))
         }
         TokenUsePolicy::Any => {
             if !cfg.audiences.is_empty()
-                && !aud.iter().any(|a| cfg.audiences.iter().any(|w| **w == **a))
+                && !strs(aud).any(|a| cfg.audiences.iter().any(|w| **w == *a))
             {
                 return Err(AuthError::WrongAudience);
             }
-            let mut clients: Vec<Box<str>> = client_id.into_iter().collect();
-            clients.extend(opt_str(claims, "azp"));
-            clients.extend(aud);
-            check_clients(cfg, &clients)?;
-            Ok((token_use_of(claims), clients))
+            client_id
+                .into_iter()
+                .chain(opt_str(claims, "azp"))
+                .chain(strs(aud))
+                .for_each(|c| b.push(List::Clients, c));
+            check_clients(&cfg.client_ids, b)?;
+            Ok(token_use_of(claims))
         }
     }
 }
 
 /// Scopes from `scope` (space-separated) or else `scp` (string or array).
-fn scopes_of(claims: &Map<String, Value>) -> Vec<Box<str>> {
+fn push_scopes(claims: &Map<String, Value>, b: &mut VerifiedBuilder) {
+    let push = |s| b.push(List::Scopes, s);
     match claims.get("scope") {
-        Some(Value::String(s)) => s.split_ascii_whitespace().map(Into::into).collect(),
+        Some(Value::String(s)) => s.split_ascii_whitespace().for_each(push),
         _ => match claims.get("scp") {
-            Some(Value::String(s)) => s.split_ascii_whitespace().map(Into::into).collect(),
-            v @ Some(Value::Array(_)) => str_list(v),
-            _ => vec![],
+            Some(Value::String(s)) => s.split_ascii_whitespace().for_each(push),
+            v @ Some(Value::Array(_)) => strs(v).for_each(push),
+            _ => {}
         },
     }
 }
 
 /// Groups must be an array of strings; a bare string grants no group.
-fn groups_of(claims: &Map<String, Value>) -> Vec<Box<str>> {
-    match claims.get("cognito:groups") {
-        v @ Some(Value::Array(_)) => str_list(v),
-        _ => vec![],
+fn push_groups(claims: &Map<String, Value>, b: &mut VerifiedBuilder) {
+    if let v @ Some(Value::Array(_)) = claims.get("cognito:groups") {
+        strs(v).for_each(|g| b.push(List::Groups, g));
     }
 }
 
@@ -279,6 +280,12 @@ impl Verifier {
             issuers,
             albs,
             forward: config.forward.clone(),
+            header_names: config
+                .forward
+                .headers
+                .iter()
+                .map(|(h, _)| h.clone())
+                .collect(),
             max_bytes: config.token.max_bytes,
             keep_claims: config.routes.rules().iter().any(|r| r.condition.is_some()),
             cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
@@ -432,10 +439,12 @@ impl Verifier {
                 issuer,
                 key_set,
                 key,
-            } => self.issuers[*issuer].keys.still_has(*key_set, &v.kid, key),
+            } => self.issuers[*issuer]
+                .keys
+                .still_has(*key_set, &key.kid, key),
             Origin::Alb { issuer, key } => self.albs[*issuer]
                 .keys
-                .cached(&v.kid)
+                .cached(&key.kid)
                 .is_some_and(|k| Arc::ptr_eq(&k, key)),
         }
     }
@@ -537,37 +546,35 @@ impl Verifier {
 
         let claims = jws.claims;
         let exp = check_times(&claims, now, issuer.cfg.leeway.as_secs() as i64)?;
-        let (token_use, clients) = check_issuer_rules(&issuer.cfg, &claims)?;
         // The claims header (base64url of the payload) is not kept here: the proxy takes it
         // from the token on each request, which keeps cache entries small.
-        let headers = crate::headers::render_identity(&self.forward, &claims)?;
-        let verified = Verified {
-            origin: Origin::Jwks {
+        let mut b = VerifiedBuilder::new(&self.header_names);
+        let token_use = check_issuer_rules(&issuer.cfg, &claims, &mut b)?;
+        crate::headers::render_identity(&self.forward, &claims, &mut b)?;
+        b.ids(
+            opt_str(&claims, "sub"),
+            opt_str(&claims, "client_id"),
+            opt_str(&claims, "jti"),
+            opt_str(&claims, "origin_jti"),
+            opt_str(&claims, "username"),
+        );
+        // Cognito puts scopes in access tokens only; a pre token generation trigger can
+        // put any claim in an ID token, and it must not satisfy a route's `scopes`.
+        if token_use != Some(TokenUse::Id) {
+            push_scopes(&claims, &mut b);
+        }
+        push_groups(&claims, &mut b);
+        let verified = b.build(
+            Origin::Jwks {
                 issuer: idx,
                 key_set,
                 key,
             },
-            kid: kid.into(),
             exp,
             token_use,
-            clients,
-            // Cognito puts scopes in access tokens only; a pre token generation trigger can
-            // put any claim in an ID token, and it must not satisfy a route's `scopes`.
-            scopes: match token_use {
-                Some(TokenUse::Id) => Vec::new(),
-                _ => scopes_of(&claims),
-            },
-            groups: groups_of(&claims),
-            sub: opt_str(&claims, "sub"),
-            client_id: opt_str(&claims, "client_id"),
-            jti: opt_str(&claims, "jti"),
-            origin_jti: opt_str(&claims, "origin_jti"),
-            username: opt_str(&claims, "username"),
-            headers,
-            cel_claims: self
-                .keep_claims
+            self.keep_claims
                 .then(|| crate::condition::Claims::from_json(&claims)),
-        };
+        );
         Ok((verified, claims))
     }
 }
@@ -626,33 +633,28 @@ impl Verifier {
                 return Err(AuthError::WrongIssuer);
             }
         }
-        let clients: Vec<Box<str>> = t.client.as_deref().map(Into::into).into_iter().collect();
-        if !cfg.client_ids.is_empty()
-            && !clients
-                .iter()
-                .any(|c| cfg.client_ids.iter().any(|a| **a == **c))
-        {
-            return Err(AuthError::WrongClient);
+        let mut b = VerifiedBuilder::new(&self.header_names);
+        if let Some(c) = t.client.as_deref() {
+            b.push(List::Clients, c);
         }
-        let headers = crate::headers::render_identity(&self.forward, &claims)?;
-        let verified = Verified {
-            origin: Origin::Alb { issuer: idx, key },
-            kid: t.kid.into(),
+        check_clients(&cfg.client_ids, &b)?;
+        crate::headers::render_identity(&self.forward, &claims, &mut b)?;
+        b.ids(
+            opt_str(&claims, "sub"),
+            t.client.as_deref(),
+            opt_str(&claims, "jti"),
+            None,
+            opt_str(&claims, "username"),
+        );
+        push_scopes(&claims, &mut b);
+        push_groups(&claims, &mut b);
+        let verified = b.build(
+            Origin::Alb { issuer: idx, key },
             exp,
-            token_use: None,
-            client_id: t.client.as_deref().map(Into::into),
-            clients,
-            scopes: scopes_of(&claims),
-            groups: groups_of(&claims),
-            sub: opt_str(&claims, "sub"),
-            jti: opt_str(&claims, "jti"),
-            origin_jti: None,
-            username: opt_str(&claims, "username"),
-            headers,
-            cel_claims: self
-                .keep_claims
+            None,
+            self.keep_claims
                 .then(|| crate::condition::Claims::from_json(&claims)),
-        };
+        );
         Ok((verified, claims))
     }
 }
@@ -660,10 +662,10 @@ impl Verifier {
 /// The ids of `v` a deny list can name.
 fn ids_of(v: &Verified) -> Ids<'_> {
     Ids {
-        jti: v.jti.as_deref(),
-        origin_jti: v.origin_jti.as_deref(),
-        sub: v.sub.as_deref(),
-        client_id: v.client_id.as_deref(),
+        jti: v.jti(),
+        origin_jti: v.origin_jti(),
+        sub: v.sub(),
+        client_id: v.client_id(),
     }
 }
 
@@ -677,5 +679,166 @@ async fn key_for(issuer: &Issuer, kid: &str) -> Result<(Arc<VerifyKey>, u64), Au
         None => Box::pin(issuer.keys.refetch_for(kid))
             .await
             .ok_or(AuthError::UnknownKid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::keys::SigningKey;
+    use serde_json::json;
+
+    const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Unit";
+
+    fn verifier(key: &SigningKey, extra: &str) -> Verifier {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[[issuers]]\nname = \"p\"\nissuer = \"{ISS}\"\n\
+             jwks_url = \"http://127.0.0.1:1/jwks.json\"\ntoken_use = [\"access\", \"id\"]\n{extra}"
+        );
+        let config = Config::from_toml_str("unit.toml", &text, &[]).unwrap();
+        let jwks = json!({ "keys": [key.jwk()] }).to_string();
+        Verifier::with_jwks(&config, jwks.as_bytes(), Arc::new(Metrics::new())).unwrap()
+    }
+
+    fn verify(v: &Verifier, token: &str) -> Result<Arc<Verified>, AuthError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(v.verify(token, now_secs()))
+    }
+
+    /// The identity headers, sorted by name (`[forward.headers]` keeps its own order).
+    fn headers(v: &Verified) -> Vec<(String, String)> {
+        let mut h: Vec<_> = v
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        h.sort();
+        h
+    }
+
+    #[test]
+    fn a_verified_token_keeps_each_claim_the_rules_headers_and_log_read() {
+        let key = SigningKey::generate("k1").unwrap();
+        let v = verifier(&key, "");
+        let exp = now_secs() + 600;
+        let token = key.sign(&json!({
+            "iss": ISS, "token_use": "access", "exp": exp,
+            "sub": "5e1d-sub", "client_id": "app-client", "username": "alice",
+            "jti": "jti-1", "origin_jti": "origin-1",
+            "scope": "openid dotnet-demo/dotnet aws.cognito.signin.user.admin",
+            "cognito:groups": ["readers", "café,admins"],
+        }));
+        let t = verify(&v, &token).unwrap();
+        assert_eq!(t.kid(), "k1");
+        assert_eq!(t.exp, exp);
+        assert_eq!(t.token_use, Some(TokenUse::Access));
+        assert_eq!(t.sub(), Some("5e1d-sub"));
+        assert_eq!(t.client_id(), Some("app-client"));
+        assert_eq!(t.username(), Some("alice"));
+        assert_eq!(t.jti(), Some("jti-1"));
+        assert_eq!(t.origin_jti(), Some("origin-1"));
+        assert_eq!(t.clients().iter().collect::<Vec<_>>(), ["app-client"]);
+        assert_eq!(
+            t.scopes().iter().collect::<Vec<_>>(),
+            [
+                "openid",
+                "dotnet-demo/dotnet",
+                "aws.cognito.signin.user.admin"
+            ]
+        );
+        assert_eq!(
+            t.groups().iter().collect::<Vec<_>>(),
+            ["readers", "café,admins"]
+        );
+        assert!(t.scopes().contains("dotnet-demo/dotnet"));
+        assert!(!t.scopes().contains("dotnet-demo"), "membership is exact");
+        assert!(!t.groups().contains("admins"));
+        assert_eq!(
+            headers(&t),
+            [
+                ("x-auth-client-id", "app-client"),
+                ("x-auth-groups", "readers,caf%C3%A9%2Cadmins"),
+                (
+                    "x-auth-scope",
+                    "openid dotnet-demo/dotnet aws.cognito.signin.user.admin"
+                ),
+                ("x-auth-sub", "5e1d-sub"),
+                ("x-auth-username", "alice"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        // Each string once: the client, the scopes and "readers" are found inside the
+        // headers' values, sub and username are those values; only jti, origin_jti and the
+        // group that was percent-encoded in its header are added.
+        let kept = [
+            "app-client",
+            "5e1d-sub",
+            "openid dotnet-demo/dotnet aws.cognito.signin.user.admin",
+            "readers,caf%C3%A9%2Cadmins",
+            "alice",
+            "jti-1",
+            "origin-1",
+            "café,admins",
+        ];
+        assert!(
+            t.strings_len() <= kept.iter().map(|s| s.len()).sum(),
+            "{} bytes of strings",
+            t.strings_len()
+        );
+    }
+
+    #[test]
+    fn absent_claims_are_absent_and_id_tokens_carry_no_scopes() {
+        let key = SigningKey::generate("k1").unwrap();
+        let v = verifier(&key, "");
+        let token = key.sign(&json!({
+            "iss": ISS, "token_use": "id", "exp": now_secs() + 600,
+            "aud": "app-client", "sub": "s", "scope": "dotnet-demo/dotnet",
+            "cognito:groups": "readers",
+        }));
+        let t = verify(&v, &token).unwrap();
+        assert_eq!(t.token_use, Some(TokenUse::Id));
+        assert_eq!(t.clients().iter().collect::<Vec<_>>(), ["app-client"]);
+        assert_eq!(t.client_id(), None);
+        assert_eq!(t.username(), None);
+        assert_eq!(t.jti(), None);
+        assert!(t.scopes().is_empty(), "an ID token's scope grants nothing");
+        assert!(t.groups().is_empty(), "a bare string grants no group");
+        assert_eq!(
+            headers(&t),
+            [
+                ("x-auth-scope".to_string(), "dotnet-demo/dotnet".to_string()),
+                ("x-auth-sub".to_string(), "s".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_string_claim_is_present_and_a_control_character_is_malformed() {
+        let key = SigningKey::generate("k1").unwrap();
+        let v = verifier(&key, "");
+        let claims = |sub: &str| {
+            json!({
+                "iss": ISS, "token_use": "access", "exp": now_secs() + 600,
+                "client_id": "c", "sub": sub, "username": "",
+            })
+        };
+        let t = verify(&v, &key.sign(&claims(""))).unwrap();
+        assert_eq!(t.sub(), Some(""));
+        assert_eq!(t.username(), Some(""));
+        assert!(headers(&t).contains(&("x-auth-sub".into(), String::new())));
+        for bad in ["a\r\nX-Evil: 1", "nul\0", "del\x7f"] {
+            assert_eq!(
+                verify(&v, &key.sign(&claims(bad))).unwrap_err(),
+                AuthError::Malformed,
+                "{bad:?}"
+            );
+        }
+        // A header with no claim configured for it changes nothing.
+        let v = verifier(&key, "[forward.headers]\nX-Tenant = \"custom:tenant\"\n");
+        let t = verify(&v, &key.sign(&claims("s"))).unwrap();
+        assert!(headers(&t).iter().all(|(n, _)| n != "x-tenant"));
+        assert_eq!(t.sub(), Some("s"));
     }
 }

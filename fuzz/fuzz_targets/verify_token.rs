@@ -114,11 +114,10 @@ fuzz_target!(|data: &[u8]| {
     );
     assert!(v.token_use.is_some(), "no token_use");
     assert!(
-        v.clients.iter().any(|c| &**c == "client-a"),
-        "wrong client accepted: {:?}",
-        v.clients
+        v.clients().contains("client-a"),
+        "wrong client accepted: {v:?}"
     );
-    for (name, value) in &v.headers {
+    for (name, value) in v.headers() {
         // Non-ASCII is percent-encoded: a rendered value is ASCII (visible, spaces, tabs).
         assert!(value.as_bytes().is_ascii(), "a non-ASCII identity header value");
         let value = std::str::from_utf8(value.as_bytes()).expect("ASCII is UTF-8");
@@ -129,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     value.split(',').map(unescape).collect()
                 };
-                let granted: Vec<String> = v.groups.iter().map(|g| g.to_string()).collect();
+                let granted: Vec<String> = v.groups().iter().map(str::to_string).collect();
                 assert_eq!(got, granted, "X-Auth-Groups is not the granted groups");
             }
             "x-auth-scope" => {

@@ -355,7 +355,8 @@ mod tests {
     use super::super::problems::Problem;
     use super::super::root::Config;
     use super::super::types::{PathCase, TokenUse};
-    use crate::routes::{Forbidden, Grant, Lookup, RouteTable, Rule};
+    use crate::claims::TestGrant;
+    use crate::routes::{Forbidden, Lookup, RouteTable, Rule};
 
     /// Compiles `routes` (TOML `[[routes]]` entries) with one Cognito issuer.
     fn table(routes: &str, case: PathCase) -> Result<RouteTable, Vec<Problem>> {
@@ -575,25 +576,13 @@ mod tests {
         assert_eq!(e[0].key, "routes[0].auth");
     }
 
-    fn boxed(v: &[&str]) -> Vec<Box<str>> {
-        v.iter().map(|s| (*s).into()).collect()
-    }
-
     #[test]
     fn authorize_is_exact_membership() {
         let t = table(ROUTES, PathCase::Insensitive).unwrap();
         let weather = &t.rules()[1];
         let admin = &t.rules()[2];
-        let clients = boxed(&["c1"]);
-        let g = |scopes: &[&str], groups: &[&str]| (boxed(scopes), boxed(groups));
         let check = |r: &Rule, s: &[&str], gr: &[&str]| {
-            let (s, gr) = g(s, gr);
-            r.authorize(&Grant {
-                token_use: Some(TokenUse::Access),
-                clients: &clients,
-                scopes: &s,
-                groups: &gr,
-            })
+            r.authorize(&TestGrant::new(Some(TokenUse::Access), &["c1"], s, gr).grant())
         };
         assert_eq!(check(weather, &["dotnet-demo/dotnet"], &[]), Ok(()));
         assert_eq!(
