@@ -117,7 +117,8 @@ impl Span {
     };
 
     fn range(self) -> Option<std::ops::Range<usize>> {
-        (self.start != u32::MAX).then(|| self.start as usize..(self.start + self.len) as usize)
+        let start = self.start as usize;
+        (self.start != u32::MAX).then(|| start..start + self.len as usize)
     }
 
     /// Bytes a span takes at the head of a [`Verified`]'s buffer.
@@ -170,6 +171,7 @@ pub struct Verified {
     pub cel_claims: Option<Box<crate::condition::Claims>>,
 }
 
+/// The ids a log line may carry (`sub`, `client_id`, `jti`), and no other claim.
 impl fmt::Debug for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
@@ -180,9 +182,6 @@ impl fmt::Debug for Verified {
             .field("sub", &self.sub())
             .field("client_id", &self.client_id())
             .field("jti", &self.jti())
-            .field("clients", &self.clients().iter().collect::<Vec<_>>())
-            .field("scopes", &self.scopes().iter().collect::<Vec<_>>())
-            .field("groups", &self.groups().iter().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -241,15 +240,26 @@ impl Verified {
     }
 
     pub fn groups(&self) -> Strs<'_> {
-        self.list(IDS + (self.clients + self.scopes) as usize, self.groups)
+        self.list(
+            IDS + self.clients as usize + self.scopes as usize,
+            self.groups,
+        )
+    }
+
+    /// Where the header spans start in the table.
+    fn first_header(&self) -> usize {
+        IDS + self.clients as usize + self.scopes as usize + self.groups as usize
     }
 
     /// The identity headers rendered from the claims, ready to insert (`claims_header`
     /// aside), in `[forward.headers]` order; absent claims have none.
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> + '_ {
-        let first = IDS + (self.clients + self.scopes + self.groups) as usize;
+        let first = self.first_header();
         self.names.iter().enumerate().filter_map(move |(i, name)| {
             let range = Span::at(&self.buf, first + i).range()?;
+            if range.end > self.buf.len() {
+                return None;
+            }
             // Checked when the token was verified (`VerifiedBuilder::header`).
             HeaderValue::from_maybe_shared(self.buf.slice(range))
                 .ok()
@@ -260,7 +270,7 @@ impl Verified {
     /// The bytes its strings take (the buffer less its span table).
     #[cfg(test)]
     pub(crate) fn strings_len(&self) -> usize {
-        let spans = IDS + (self.clients + self.scopes + self.groups) as usize + self.names.len();
+        let spans = self.first_header() + self.names.len();
         self.buf.len() - spans * Span::SIZE
     }
 
@@ -439,7 +449,8 @@ impl VerifiedBuilder {
             .chain(scopes.iter().take(ns as usize))
             .chain(groups.iter().take(ng as usize))
             .chain(self.headers.iter());
-        let head = (IDS + (nc + ns + ng) as usize + self.headers.len()) * Span::SIZE;
+        let spans = IDS + nc as usize + ns as usize + ng as usize + self.headers.len();
+        let head = spans * Span::SIZE;
         // Exactly sized: the buffer lives as long as the token is cached.
         let mut buf = Vec::with_capacity(head + self.text.len());
         for span in table {

@@ -115,7 +115,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(v.token_use.is_some(), "no token_use");
     assert!(
         v.clients().contains("client-a"),
-        "wrong client accepted: {v:?}"
+        "wrong client accepted: {:?}",
+        v.clients().iter().collect::<Vec<_>>()
     );
     for (name, value) in v.headers() {
         // Non-ASCII is percent-encoded: a rendered value is ASCII (visible, spaces, tabs).
