@@ -295,10 +295,6 @@ pub struct Strs<'a> {
 }
 
 impl<'a> Strs<'a> {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -327,9 +323,10 @@ impl<'a> Strs<'a> {
     }
 }
 
-/// Builds a [`Verified`]: the identity header values first (in `names` order), then the ids
-/// and lists; each string is stored once (a string already in the text, such as a scope
-/// inside the `scope` header's value, is pointed to).
+/// Builds a [`Verified`]. Strings go into one text in the order they are given (the
+/// verifier gives the clients, then the identity header values, then the ids, scopes and
+/// groups); each is stored once: a string the text already holds, such as a scope inside the
+/// `scope` header's value, is pointed to.
 pub struct VerifiedBuilder {
     text: String,
     headers: SmallVec<[Span; 8]>,
@@ -432,28 +429,21 @@ impl VerifiedBuilder {
         })
     }
 
-    pub fn build(
-        self,
-        origin: Origin,
-        exp: i64,
-        token_use: Option<TokenUse>,
-        cel_claims: Option<crate::condition::Claims>,
-    ) -> Verified {
-        let [clients, scopes, groups] = &self.lists;
+    /// The buffer (the span table, then the text) and the clients', scopes' and groups'
+    /// counts.
+    fn encode(&self) -> (Bytes, [u16; 3]) {
         let count = |l: &SmallVec<[Span; 4]>| u16::try_from(l.len()).unwrap_or(u16::MAX);
-        let (nc, ns, ng) = (count(clients), count(scopes), count(groups));
-        let table = self
-            .ids
+        let counts = self.lists.each_ref().map(count);
+        let lists = self
+            .lists
             .iter()
-            .chain(clients.iter().take(nc as usize))
-            .chain(scopes.iter().take(ns as usize))
-            .chain(groups.iter().take(ng as usize))
-            .chain(self.headers.iter());
-        let spans = IDS + nc as usize + ns as usize + ng as usize + self.headers.len();
+            .zip(counts)
+            .flat_map(|(l, n)| l.iter().take(n as usize));
+        let spans = IDS + counts.iter().map(|&n| n as usize).sum::<usize>() + self.headers.len();
         let head = spans * Span::SIZE;
         // Exactly sized: the buffer lives as long as the token is cached.
         let mut buf = Vec::with_capacity(head + self.text.len());
-        for span in table {
+        for span in self.ids.iter().chain(lists).chain(self.headers.iter()) {
             let start = match span.start {
                 u32::MAX => u32::MAX,
                 s => u32::try_from(head).map_or(u32::MAX, |h| s.saturating_add(h)),
@@ -462,11 +452,22 @@ impl VerifiedBuilder {
             buf.extend_from_slice(&span.len.to_le_bytes());
         }
         buf.extend_from_slice(self.text.as_bytes());
+        (Bytes::from(buf), counts)
+    }
+
+    pub fn build(
+        self,
+        origin: Origin,
+        exp: i64,
+        token_use: Option<TokenUse>,
+        cel_claims: Option<crate::condition::Claims>,
+    ) -> Verified {
+        let (buf, [nc, ns, ng]) = self.encode();
         Verified {
             origin,
             exp,
             token_use,
-            buf: Bytes::from(buf),
+            buf,
             clients: nc,
             scopes: ns,
             groups: ng,
@@ -503,12 +504,12 @@ pub struct Grant<'a> {
     pub groups: Strs<'a>,
 }
 
-/// A [`Grant`] from plain lists, for the route rules' tests.
+/// A [`Grant`] from plain lists (through [`VerifiedBuilder`]), for the route rules' tests.
 #[cfg(test)]
 pub(crate) struct TestGrant {
     token_use: Option<TokenUse>,
-    buf: Vec<u8>,
-    lens: [usize; 3],
+    buf: Bytes,
+    counts: [u16; 3],
 }
 
 #[cfg(test)]
@@ -519,34 +520,34 @@ impl TestGrant {
         scopes: &[&str],
         groups: &[&str],
     ) -> TestGrant {
-        let lists = [clients, scopes, groups];
-        let head = lists.iter().map(|l| l.len()).sum::<usize>() * Span::SIZE;
-        let (mut table, mut text) = (Vec::new(), Vec::new());
-        for s in lists.iter().flat_map(|l| l.iter()) {
-            table.extend_from_slice(&((head + text.len()) as u32).to_le_bytes());
-            table.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            text.extend_from_slice(s.as_bytes());
+        let mut b = VerifiedBuilder::new(&Arc::from(Vec::new()));
+        for (list, items) in [
+            (List::Clients, clients),
+            (List::Scopes, scopes),
+            (List::Groups, groups),
+        ] {
+            items.iter().for_each(|s| b.push(list, s));
         }
-        table.extend(text);
+        let (buf, counts) = b.encode();
         TestGrant {
             token_use,
-            buf: table,
-            lens: lists.map(|l| l.len()),
+            buf,
+            counts,
         }
     }
 
     pub fn grant(&self) -> Grant<'_> {
-        let strs = |first: usize, len: usize| Strs {
+        let strs = |first: usize, len: u16| Strs {
             buf: &self.buf,
             first,
-            len,
+            len: len as usize,
         };
-        let [c, s, g] = self.lens;
+        let [c, s, g] = self.counts;
         Grant {
             token_use: self.token_use,
-            clients: strs(0, c),
-            scopes: strs(c, s),
-            groups: strs(c + s, g),
+            clients: strs(IDS, c),
+            scopes: strs(IDS + c as usize, s),
+            groups: strs(IDS + c as usize + s as usize, g),
         }
     }
 }
