@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admission;
 pub mod alb;
 pub mod alb_key;
 pub mod authz;

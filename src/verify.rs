@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use crate::admission::Doorkeeper;
 use crate::alb::{AlbKeys, AlbToken};
 pub use crate::claims::{AuthError, Origin, Verified};
 use crate::claims::{List, VerifiedBuilder};
@@ -72,6 +73,8 @@ pub struct Verifier {
     /// Some route has a `when`: each verified token keeps its claims as CEL values.
     keep_claims: bool,
     cache: Option<Cache>,
+    /// Which tokens were seen once: a token enters `cache` on its second use.
+    doorkeeper: Option<Doorkeeper>,
     metrics: Arc<Metrics>,
     cache_hit: prometheus::IntCounter,
     cache_miss: prometheus::IntCounter,
@@ -289,6 +292,7 @@ impl Verifier {
             max_bytes: config.token.max_bytes,
             keep_claims: config.routes.rules().iter().any(|r| r.condition.is_some()),
             cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
+            doorkeeper: (cache_entries > 0).then(|| Doorkeeper::for_cache(cache_entries)),
             cache_hit: metrics.token_cache.with_label_values(&["hit"]),
             cache_miss: metrics.token_cache.with_label_values(&["miss"]),
             metrics,
@@ -418,7 +422,10 @@ impl Verifier {
         // request's future, cache hit or not.
         let (v, _) = Box::pin(self.verify_uncached_from(token, alb, now)).await?;
         let v = Arc::new(v);
-        cache.insert(key, Arc::clone(&v));
+        // Cached from its second use on (`admission.rs`): a token used once takes no entry.
+        if self.doorkeeper.as_ref().is_none_or(|d| d.admit(&key)) {
+            cache.insert(key, Arc::clone(&v));
+        }
         Ok(v)
     }
 

@@ -228,7 +228,10 @@ async fn rotation_new_kid_accepted_removed_kid_rejected_even_if_cached() {
     let env = Env::start(ROUTES).await;
     let claims = access_claims("dotnet-demo/dotnet");
     let old = sign(&claims);
-    assert_eq!(env.get("/weatherforecast", Some(&old)).await.status, 200);
+    // Twice: a token is cached on its second use (admission.rs).
+    for _ in 0..2 {
+        assert_eq!(env.get("/weatherforecast", Some(&old)).await.status, 200);
+    }
     // The pool rotates: B joins, then A leaves.
     env.jwks.set_keys(&[&KEY_A, &KEY_B]);
     let new = KEY_B.sign(&claims);
@@ -398,16 +401,32 @@ async fn last_good_keys_are_kept_when_the_jwks_fails_later() {
 async fn repeated_tokens_hit_the_cache() {
     let env = Env::start(ROUTES).await;
     let t = sign(&access_claims("dotnet-demo/dotnet"));
+    // A token is cached on its second use (admission.rs): two misses, then hits.
     for _ in 0..5 {
         assert_eq!(env.get("/weatherforecast", Some(&t)).await.status, 200);
     }
+    let m = env.metrics().await;
+    assert!(
+        m.contains("sidecar_token_cache_total{result=\"hit\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sidecar_token_cache_total{result=\"miss\"} 2"),
+        "{m}"
+    );
+    // Tokens used once in between do not push it out, and are not cached themselves.
+    for scope in ["a", "b", "c"] {
+        let once = sign(&access_claims(&format!("dotnet-demo/dotnet {scope}")));
+        assert_eq!(env.get("/weatherforecast", Some(&once)).await.status, 200);
+    }
+    assert_eq!(env.get("/weatherforecast", Some(&t)).await.status, 200);
     let m = env.metrics().await;
     assert!(
         m.contains("sidecar_token_cache_total{result=\"hit\"} 4"),
         "{m}"
     );
     assert!(
-        m.contains("sidecar_token_cache_total{result=\"miss\"} 1"),
+        m.contains("sidecar_token_cache_total{result=\"miss\"} 5"),
         "{m}"
     );
 }

@@ -323,18 +323,21 @@ async fn the_span_continues_the_callers_trace(recv: Receiver) {
         assert!(!dump.contains(part), "a token segment is in the span");
     }
 
-    // The same token again: a cache hit; and a refused request has its span too.
-    let r = traced_get(&env, Some(&token), None).await;
-    assert_eq!(r.status, 200);
+    // The same token twice more: its second use caches it (admission.rs), its third is a
+    // cache hit; and a refused request has its span too.
+    for _ in 0..2 {
+        assert_eq!(traced_get(&env, Some(&token), None).await.status, 200);
+    }
     let r = traced_get(&env, None, None).await;
     assert_eq!(r.status, 401);
-    let spans = recv.wait_for(3).await;
-    assert_eq!(
-        spans[1].attr("sidecar.token_cache_hit").as_deref(),
-        Some("true")
-    );
-    assert_eq!(spans[1].parent_span_id(), "", "a new trace has no parent");
-    let refused = &spans[2];
+    let spans = recv.wait_for(4).await;
+    let hits: Vec<_> = spans[1..3]
+        .iter()
+        .map(|s| s.attr("sidecar.token_cache_hit"))
+        .collect();
+    assert_eq!(hits, [Some("false".into()), Some("true".into())]);
+    assert_eq!(spans[2].parent_span_id(), "", "a new trace has no parent");
+    let refused = &spans[3];
     assert_eq!(
         refused.attr("http.response.status_code").as_deref(),
         Some("401")
