@@ -238,24 +238,28 @@ impl ProxyError {
 }
 
 /// An error and its causes for a log line: `upstream connection failed: tcp connect error:
-/// Connection refused (os error 111)`, a cause already named by the one before skipped.
+/// Connection refused (os error 111)`, a cause already named by one before it skipped.
 pub struct Causes<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Causes<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut last = self.0.to_string();
-        f.write_str(&last)?;
-        let mut cur = self.0.source();
-        while let Some(e) = cur {
-            let s = e.to_string();
-            if !last.contains(&s) {
-                write!(f, ": {s}")?;
-            }
-            last = s;
-            cur = e.source();
-        }
-        Ok(())
+        f.write_str(&chain_messages(Some(self.0)).join(": "))
     }
+}
+
+/// The messages of an error chain, from `first` down its sources, each one that is not
+/// already part of a message before it (wrappers often repeat their cause).
+pub fn chain_messages(first: Option<&(dyn std::error::Error + 'static)>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = first;
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.iter().any(|said| said.contains(&s)) {
+            out.push(s);
+        }
+        cur = e.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -618,16 +618,9 @@ async fn send(
 /// The causes of an error (reqwest's and hyper-util's generic wrappers
 /// skipped), joined with ": ", e.g. `tcp connect error: Connection refused (os error 111)`.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let s = err.to_string();
-        // hyper-util's "client error (Connect)" wrapper says nothing useful.
-        if !s.starts_with("client error (") && !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = err.source();
-    }
+    let mut parts = crate::error::chain_messages(e.source());
+    // hyper-util's "client error (Connect)" wrapper says nothing useful.
+    parts.retain(|s| !s.starts_with("client error ("));
     if parts.is_empty() {
         parts.push(e.to_string());
     }

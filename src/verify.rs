@@ -57,8 +57,13 @@ pub struct AlbIssuer {
     pub keys: Arc<AlbKeys>,
 }
 
-/// The verified-token cache: SHA-256 of the token -> its verification.
-type Cache = quick_cache::sync::Cache<[u8; 32], Arc<Verified>>;
+/// The verified-token cache: SHA-256 of the token -> its verification, with the
+/// doorkeeper that admits a token to it on its second use (`admission.rs`).
+struct Cache {
+    entries: quick_cache::sync::Cache<[u8; 32], Arc<Verified>>,
+    /// Which tokens were seen once.
+    doorkeeper: Doorkeeper,
+}
 
 /// Verifies tokens for a set of issuers; holds the verified-token cache.
 pub struct Verifier {
@@ -73,8 +78,6 @@ pub struct Verifier {
     /// Some route has a `when`: each verified token keeps its claims as CEL values.
     keep_claims: bool,
     cache: Option<Cache>,
-    /// Which tokens were seen once: a token enters `cache` on its second use.
-    doorkeeper: Option<Doorkeeper>,
     metrics: Arc<Metrics>,
     cache_hit: prometheus::IntCounter,
     cache_miss: prometheus::IntCounter,
@@ -291,8 +294,10 @@ impl Verifier {
                 .collect(),
             max_bytes: config.token.max_bytes,
             keep_claims: config.routes.rules().iter().any(|r| r.condition.is_some()),
-            cache: (cache_entries > 0).then(|| Cache::new(cache_entries)),
-            doorkeeper: (cache_entries > 0).then(|| Doorkeeper::for_cache(cache_entries)),
+            cache: (cache_entries > 0).then(|| Cache {
+                entries: quick_cache::sync::Cache::new(cache_entries),
+                doorkeeper: Doorkeeper::for_cache(cache_entries),
+            }),
             cache_hit: metrics.token_cache.with_label_values(&["hit"]),
             cache_miss: metrics.token_cache.with_label_values(&["miss"]),
             metrics,
@@ -400,12 +405,12 @@ impl Verifier {
                 .await
                 .map(|(v, _)| Arc::new(v));
         };
-        if let Some(v) = cache.get(&key) {
+        if let Some(v) = cache.entries.get(&key) {
             // A token verified from one kind of source is a hit only for that kind.
             if let Some(still) = self.hit_holds(&v, alb) {
                 let leeway = still.as_secs() as i64;
                 if now > v.exp.saturating_add(leeway) {
-                    cache.remove(&key);
+                    cache.entries.remove(&key);
                     return Err(AuthError::Expired);
                 }
                 if self.key_still_held(&v) {
@@ -414,7 +419,7 @@ impl Verifier {
                     return Ok(v);
                 }
                 // The signing key left the set: verify again from scratch (it will fail).
-                cache.remove(&key);
+                cache.entries.remove(&key);
             }
         }
         self.cache_miss.inc();
@@ -423,8 +428,8 @@ impl Verifier {
         let (v, _) = Box::pin(self.verify_uncached_from(token, alb, now)).await?;
         let v = Arc::new(v);
         // Cached from its second use on (`admission.rs`): a token used once takes no entry.
-        if self.doorkeeper.as_ref().is_none_or(|d| d.admit(&key)) {
-            cache.insert(key, Arc::clone(&v));
+        if cache.doorkeeper.admit(&key) {
+            cache.entries.insert(key, Arc::clone(&v));
         }
         Ok(v)
     }
