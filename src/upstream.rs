@@ -16,9 +16,11 @@
 //! Without it, `soft_max_connections` (default 32) does the same with two escapes, so that
 //! it bounds the connections (and their memory) a fast upstream needs without letting
 //! stuck exchanges starve the rest: a request that has waited `soft_max_wait` while no
-//! permit came back at all (every holder is stuck, say in long polls) goes ahead without
-//! one; and a response whose body is long or of unknown length (downloads, server-sent
-//! events) gives its permit back as soon as its head arrives. While permits keep coming
+//! permit came back at all (every holder is stuck, say in long polls) goes ahead on a
+//! permit added for it and taken back later (one watchdog task does that for the whole
+//! queue, see `Soft`: a waiting request holds no timer); and a response whose body is long
+//! or of unknown length (downloads, server-sent events) gives its permit back as soon as
+//! its head arrives. While permits keep coming
 //! back, a request waits its turn however long the queue (an overloaded sidecar does not
 //! open more connections for it), within `request_timeout`.
 //!
@@ -183,27 +185,101 @@ enum Limit {
     /// `max_connections`: one permit per request in flight, held until its response body
     /// is done; the rest wait.
     Hard(Arc<Semaphore>),
-    /// `soft_max_connections`: the same, but a request that waited `wait` while no permit
-    /// came back (`releases` did not move) goes ahead without one, and a long response
-    /// gives its permit back when its head arrives.
-    Soft {
-        permits: Arc<Semaphore>,
-        wait: Duration,
-        releases: Arc<AtomicU64>,
-    },
+    /// `soft_max_connections`: the same, but when a whole `soft_max_wait` passes with
+    /// requests waiting and no permit coming back, those waiting since it began go ahead
+    /// ([`Soft`]); and a long response gives its permit back when its head arrives.
+    Soft(Arc<Soft>),
 }
 
-/// A slot under the upstream limit. Under the soft limit its return counts as progress.
+/// The soft limit's state. Waiting requests hold no timer of their own: one watchdog task
+/// ([`watchdog`]), running only while some wait, looks at the queue every `wait`. When a
+/// whole period passed with no permit coming back, it adds one permit to the semaphore for
+/// each request that was already waiting when the period began; the queue is FIFO, so they
+/// go to exactly those (the longest waiting), and each is taken back (forgotten instead of
+/// returned) as the next permits come back, so the limit returns to `soft_max_connections`.
+/// A request so goes ahead after waiting at least `wait`, and within `2 × wait` of the last
+/// permit that came back.
+struct Soft {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+    /// Permits that came back, ever: progress.
+    releases: AtomicU64,
+    /// Requests waiting for a permit now.
+    waiters: std::sync::atomic::AtomicUsize,
+    /// Permits added for a stalled queue and not yet taken back.
+    extra: std::sync::atomic::AtomicUsize,
+    /// Wakes the watchdog when the first request starts waiting, and when this goes.
+    wake: Arc<tokio::sync::Notify>,
+    /// The watchdog was started (by the first request that waited).
+    watching: std::sync::atomic::AtomicBool,
+    /// Requests that went ahead on an added permit.
+    over_soft: prometheus::IntCounter,
+}
+
+impl Drop for Soft {
+    fn drop(&mut self) {
+        // The watchdog ends.
+        self.wake.notify_one();
+    }
+}
+
+/// Watches `soft`'s queue while requests wait in it (see [`Soft`]); ends with it. Started
+/// by the first request that waits.
+async fn watchdog(soft: Weak<Soft>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        // Asleep while no request waits (a notification sent between the check and the
+        // wait is kept by `Notify`, so none is lost).
+        loop {
+            match soft.upgrade() {
+                None => return,
+                Some(s) if s.waiters.load(Ordering::Acquire) > 0 => break,
+                Some(_) => {}
+            }
+            wake.notified().await;
+        }
+        let Some((waiting, released, wait)) = soft.upgrade().map(|s| {
+            let w = s.waiters.load(Ordering::Acquire);
+            (w, s.releases.load(Ordering::Acquire), s.wait)
+        }) else {
+            return;
+        };
+        tokio::time::sleep(wait).await;
+        let Some(s) = soft.upgrade() else { return };
+        if s.releases.load(Ordering::Acquire) == released {
+            // No permit came back for a whole period: those waiting since it began go.
+            let n = waiting.min(s.waiters.load(Ordering::Acquire));
+            if n > 0 {
+                s.extra.fetch_add(n, Ordering::AcqRel);
+                s.over_soft.inc_by(n as u64);
+                s.permits.add_permits(n);
+            }
+        }
+    }
+}
+
+/// A slot under the upstream limit. Under the soft limit its return counts as progress,
+/// and it is forgotten instead of returned while permits added for a stall are out.
 struct Permit {
-    _slot: OwnedSemaphorePermit,
-    releases: Option<Arc<AtomicU64>>,
+    slot: Option<OwnedSemaphorePermit>,
+    soft: Option<Arc<Soft>>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(r) = &self.releases {
-            r.fetch_add(1, Ordering::Relaxed);
+        let Some(soft) = &self.soft else { return };
+        if let Some(slot) = self.slot.take() {
+            let take_back = soft.extra.load(Ordering::Acquire) > 0
+                && soft
+                    .extra
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok();
+            if take_back {
+                slot.forget();
+            }
         }
+        // After the permit is back (or taken back): a watchdog that sees no progress sees
+        // none in the semaphore either.
+        soft.releases.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -217,8 +293,6 @@ pub struct Upstream {
     limit: Limit,
     /// Requests waiting for a permit.
     queued: prometheus::IntGauge,
-    /// Requests that went ahead beyond the soft limit.
-    over_soft: prometheus::IntCounter,
     connector: HttpsConnector<HttpConnector>,
     /// `h2c` or `auto` on `https://`: the HTTP/2 connections.
     h2: Option<H2>,
@@ -305,16 +379,20 @@ impl Upstream {
             limit: if cfg.max_connections > 0 {
                 Limit::Hard(Arc::new(Semaphore::new(cfg.max_connections)))
             } else if cfg.soft_max_connections > 0 {
-                Limit::Soft {
+                Limit::Soft(Arc::new(Soft {
                     permits: Arc::new(Semaphore::new(cfg.soft_max_connections)),
                     wait: cfg.soft_max_wait,
-                    releases: Arc::new(AtomicU64::new(0)),
-                }
+                    releases: AtomicU64::new(0),
+                    waiters: Default::default(),
+                    extra: Default::default(),
+                    wake: Default::default(),
+                    watching: Default::default(),
+                    over_soft,
+                }))
             } else {
                 Limit::None
             },
             queued,
-            over_soft,
             connector,
             h2,
             origin,
@@ -353,15 +431,18 @@ impl Upstream {
         if !req.headers().contains_key(HOST) {
             req.headers_mut().insert(HOST, self.host.clone());
         }
-        let permit = match &self.limit {
+        let permits = match &self.limit {
             Limit::None => None,
-            Limit::Hard(permits) | Limit::Soft { permits, .. } => {
-                match Arc::clone(permits).try_acquire_owned() {
-                    Ok(p) => Some(self.permit(p)),
-                    // Boxed: the wait is the less common path, and its timer is large.
-                    Err(_) => Box::pin(self.wait_for_permit(permits)).await,
-                }
-            }
+            Limit::Hard(permits) => Some(permits),
+            Limit::Soft(soft) => Some(&soft.permits),
+        };
+        let permit = match permits {
+            None => None,
+            Some(permits) => match Arc::clone(permits).try_acquire_owned() {
+                Ok(p) => Some(self.permit(p)),
+                // Boxed: the wait is the less common path.
+                Err(_) => Some(Box::pin(self.wait_for_permit(permits)).await),
+            },
         };
         if let Some(h2) = &self.h2 {
             if !h2.h1_only.load(Ordering::Relaxed) && !req.headers().contains_key(UPGRADE) {
@@ -491,7 +572,7 @@ impl Upstream {
     /// An HTTP/2 response: the stream is the connection's to end, nothing goes back to a
     /// pool; the permit is held as for HTTP/1.1.
     fn lease_h2(&self, resp: Response<Incoming>, permit: Option<Permit>) -> Response<UpstreamBody> {
-        let long = matches!(self.limit, Limit::Soft { .. }) && {
+        let long = matches!(self.limit, Limit::Soft(_)) && {
             let body = resp.body();
             !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > LONG_BODY)
         };
@@ -505,36 +586,41 @@ impl Upstream {
 
     fn permit(&self, slot: OwnedSemaphorePermit) -> Permit {
         Permit {
-            _slot: slot,
-            releases: match &self.limit {
-                Limit::Soft { releases, .. } => Some(Arc::clone(releases)),
+            slot: Some(slot),
+            soft: match &self.limit {
+                Limit::Soft(soft) => Some(Arc::clone(soft)),
                 _ => None,
             },
         }
     }
 
     /// Waits in arrival order for a permit; the caller's request_timeout covers the wait.
-    /// Under the soft limit, a wait of `wait` during which no permit came back ends it:
-    /// the request goes ahead without one.
-    async fn wait_for_permit(&self, permits: &Arc<Semaphore>) -> Option<Permit> {
+    /// Under the soft limit the watchdog adds a permit for it if the queue stalls ([`Soft`]).
+    async fn wait_for_permit(&self, permits: &Arc<Semaphore>) -> Permit {
         self.queued.inc();
         let _queued = Defer(|| self.queued.dec());
-        // The semaphores are never closed.
-        let mut acquire = std::pin::pin!(Arc::clone(permits).acquire_owned());
-        let Limit::Soft { wait, releases, .. } = &self.limit else {
-            return acquire.await.ok().map(|p| self.permit(p));
+        let soft = match &self.limit {
+            Limit::Soft(soft) => Some(soft),
+            _ => None,
         };
-        loop {
-            let before = releases.load(Ordering::Relaxed);
-            match tokio::time::timeout(*wait, acquire.as_mut()).await {
-                Ok(p) => return p.ok().map(|p| self.permit(p)),
-                Err(_) if releases.load(Ordering::Relaxed) == before => {
-                    self.over_soft.inc();
-                    return None;
-                }
-                // Permits are coming back: the queue moves; keep the place in it.
-                Err(_) => {}
+        if let Some(s) = soft {
+            if !s.watching.swap(true, Ordering::AcqRel) {
+                tokio::spawn(watchdog(Arc::downgrade(s), Arc::clone(&s.wake)));
             }
+            if s.waiters.fetch_add(1, Ordering::AcqRel) == 0 {
+                s.wake.notify_one();
+            }
+        }
+        let _waiting = Defer(|| {
+            if let Some(s) = soft {
+                s.waiters.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+        // The semaphores are never closed: `ok()` never drops a permit.
+        let slot = Arc::clone(permits).acquire_owned().await.ok();
+        Permit {
+            slot,
+            soft: soft.cloned(),
         }
     }
 
@@ -562,7 +648,7 @@ impl Upstream {
             pool: Arc::clone(&self.pool),
         });
         // Under the soft limit a long response streams without a permit.
-        let long = matches!(self.limit, Limit::Soft { .. }) && {
+        let long = matches!(self.limit, Limit::Soft(_)) && {
             let body = resp.body();
             !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > LONG_BODY)
         };

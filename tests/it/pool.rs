@@ -333,6 +333,38 @@ async fn soft_limit_a_stuck_slot_lets_the_next_request_past_after_soft_max_wait(
 }
 
 #[tokio::test]
+async fn soft_limit_a_permit_added_for_a_stall_is_taken_back() {
+    let up = Upstream::start().await;
+    let sidecar = soft_sidecar(&up, "1s").await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    // Two long polls: the first takes the only slot, the second goes ahead after the stall
+    // on a permit added for it.
+    let first = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    let second = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 2 }).await;
+    assert_eq!(counter(admin, OVER_SOFT).await, 1);
+    // One of them ends: its permit is the added one taken back, not a free slot...
+    up.release();
+    let done = tokio::select! {
+        r = first => { r.unwrap() }
+        r = second => { r.unwrap() }
+    };
+    assert_eq!(done.body, "released");
+    // ...so the limit is one again: the next request waits for the long poll still held.
+    let third = tokio::spawn(async move { get(addr, "/third").await });
+    eventually(Duration::from_secs(5), || async {
+        queued(admin).await == 1
+    })
+    .await;
+    assert_eq!(up.hits(), 2, "the third request waits for the slot");
+    up.release();
+    let t = third.await.unwrap();
+    assert_eq!(t.status, 200, "{t:?}");
+    assert_eq!(up.last().uri, "/third");
+}
+
+#[tokio::test]
 async fn soft_limit_while_slots_come_back_requests_share_the_connections() {
     let peer = Peer::start().await;
     let sidecar = sidecar_for(&peer, "soft_max_connections = 2\nsoft_max_wait = \"2s\"").await;
