@@ -20,9 +20,9 @@
 //! permit added for it and taken back later (one watchdog task does that for the whole
 //! queue, see `Soft`: a waiting request holds no timer); and a response whose body is long
 //! or of unknown length (downloads, server-sent events) gives its permit back as soon as
-//! its head arrives. While permits keep coming
-//! back, a request waits its turn however long the queue (an overloaded sidecar does not
-//! open more connections for it), within `request_timeout`.
+//! its head arrives. While permits keep coming back, a request waits its turn however long
+//! the queue (an overloaded sidecar does not open more connections for it), within
+//! `request_timeout`.
 //!
 //! A request that a pooled connection could not even start (the upstream had closed it)
 //! moves on to the next idle connection, then to a new one: nothing reached the upstream,
