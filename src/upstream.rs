@@ -197,8 +197,8 @@ enum Limit {
 /// each request that was already waiting when the period began; the queue is FIFO, so they
 /// go to exactly those (the longest waiting), and each is taken back (forgotten instead of
 /// returned) as the next permits come back, so the limit returns to `soft_max_connections`.
-/// A request so goes ahead after waiting at least `wait`, and within `2 × wait` of the last
-/// permit that came back.
+/// A request so goes ahead after waiting at least `wait`, and within `2 × wait` of its
+/// arrival or of the last permit that came back, whichever is later.
 struct Soft {
     permits: Arc<Semaphore>,
     wait: Duration,
@@ -604,7 +604,7 @@ impl Upstream {
             _ => None,
         };
         if let Some(s) = soft {
-            if !s.watching.swap(true, Ordering::AcqRel) {
+            if !s.watching.load(Ordering::Acquire) && !s.watching.swap(true, Ordering::AcqRel) {
                 tokio::spawn(watchdog(Arc::downgrade(s), Arc::clone(&s.wake)));
             }
             if s.waiters.fetch_add(1, Ordering::AcqRel) == 0 {

@@ -284,6 +284,24 @@ async fn soft_sidecar(up: &Upstream, wait: &str) -> Sidecar {
     start_ready(&text).await
 }
 
+/// A soft-limited sidecar (one slot, `wait`) whose only slot a long poll holds: its head
+/// does not come until `up.release()`.
+async fn slot_held(
+    up: &Upstream,
+    wait: &str,
+) -> (
+    Sidecar,
+    SocketAddr,
+    SocketAddr,
+    tokio::task::JoinHandle<Reply>,
+) {
+    let sidecar = soft_sidecar(up, wait).await;
+    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
+    let holder = tokio::spawn(async move { get(addr, "/hold").await });
+    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    (sidecar, addr, admin, holder)
+}
+
 #[tokio::test]
 async fn soft_limit_a_long_response_streams_without_holding_its_slot() {
     let up = Upstream::start().await;
@@ -307,11 +325,7 @@ async fn soft_limit_a_long_response_streams_without_holding_its_slot() {
 #[tokio::test]
 async fn soft_limit_a_stuck_slot_lets_the_next_request_past_after_soft_max_wait() {
     let up = Upstream::start().await;
-    let sidecar = soft_sidecar(&up, "300ms").await;
-    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
-    // A long poll: its head does not come, so it keeps the only slot.
-    let holder = tokio::spawn(async move { get(addr, "/hold").await });
-    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    let (_sidecar, addr, admin, holder) = slot_held(&up, "300ms").await;
     let started = std::time::Instant::now();
     let second = tokio::spawn(async move { get(addr, "/second").await });
     // It waits for the slot first...
@@ -335,12 +349,9 @@ async fn soft_limit_a_stuck_slot_lets_the_next_request_past_after_soft_max_wait(
 #[tokio::test]
 async fn soft_limit_a_permit_added_for_a_stall_is_taken_back() {
     let up = Upstream::start().await;
-    let sidecar = soft_sidecar(&up, "1s").await;
-    let (addr, admin) = (sidecar.local_addr(), sidecar.admin_addr().unwrap());
     // Two long polls: the first takes the only slot, the second goes ahead after the stall
     // on a permit added for it.
-    let first = tokio::spawn(async move { get(addr, "/hold").await });
-    eventually(Duration::from_secs(5), || async { up.hits() == 1 }).await;
+    let (_sidecar, addr, admin, first) = slot_held(&up, "1s").await;
     let second = tokio::spawn(async move { get(addr, "/hold").await });
     eventually(Duration::from_secs(5), || async { up.hits() == 2 }).await;
     assert_eq!(counter(admin, OVER_SOFT).await, 1);
